@@ -1,0 +1,51 @@
+/* rpc_client: unary gRPC calls with deadlines over gRPC core's C API, taking
+ * and returning protobuf-c messages.
+ *
+ * A channel is one HTTP/2 connection (re-established by gRPC as needed) to
+ * one address. Calls on a channel may come from several threads at once.
+ */
+#ifndef BASALT_RUNTIME_RPC_CLIENT_H
+#define BASALT_RUNTIME_RPC_CLIENT_H
+
+#include <stdint.h>
+
+#include <grpc/grpc.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+#define RPC_STATUS_MESSAGE_BYTES 512
+
+typedef struct rpc_channel rpc_channel;
+
+/* What a call ended with: a gRPC status code and the server's message. */
+typedef struct {
+    grpc_status_code code;
+    char message[RPC_STATUS_MESSAGE_BYTES];
+} rpc_status;
+
+/* Opens a channel to `target` ("127.0.0.1:7379"). Connecting happens on the
+ * first call. Returns NULL when out of memory. */
+rpc_channel *rpc_channel_open(const char *target);
+
+/* The address the channel was opened with. */
+const char *rpc_channel_target(const rpc_channel *ch);
+
+void rpc_channel_close(rpc_channel *ch);
+
+/* Calls `method` ("/basalt.v1.KV/Get") with `request` and waits at most
+ * timeout_ms for the answer. On OK, *response is a message of `response_desc`
+ * to free with protobuf_c_message_free_unpacked, and 0 is returned. Otherwise
+ * *response is NULL, `status` says what happened, and the result is
+ * BS_ERR_UNAVAILABLE, BS_ERR_DEADLINE_EXCEEDED, BS_ERR_INVALID_ARGUMENT, ...
+ * following the status code. `status` is always filled in. */
+int rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *request,
+              const ProtobufCMessageDescriptor *response_desc, int64_t timeout_ms,
+              ProtobufCMessage **response, rpc_status *status);
+
+/* The project error code for a gRPC status code. */
+int rpc_status_to_err(grpc_status_code code);
+
+/* "OK", "INVALID_ARGUMENT", ... as gRPC spells them. */
+const char *rpc_status_name(grpc_status_code code);
+
+#endif
