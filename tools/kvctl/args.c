@@ -1,0 +1,142 @@
+/* args: kvctl's flags with getopt_long. */
+#include "tools/kvctl/args.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int kvctl_parse_duration_ms(const char *text, int64_t *ms) {
+    static const struct {
+        const char *suffix;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"", 1000}};
+    char *end;
+
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].suffix) != 0)
+            continue;
+        if (n <= 0 || n > KVCTL_TIMEOUT_MS_MAX / units[i].ms)
+            return -1;
+        *ms = n * units[i].ms;
+        return 0;
+    }
+    return -1;
+}
+
+static int kvctl_parse_consistency(const char *text, Basalt__V1__Consistency *out) {
+    if (strcmp(text, "strong") == 0)
+        *out = BASALT__V1__CONSISTENCY__CONSISTENCY_STRONG;
+    else if (strcmp(text, "eventual") == 0)
+        *out = BASALT__V1__CONSISTENCY__CONSISTENCY_EVENTUAL;
+    else
+        return -1;
+    return 0;
+}
+
+/* A whole number of at most 4294967295; the server enforces the scan maximum
+ * so the user sees its message. */
+static int kvctl_parse_limit(const char *text, uint32_t *out) {
+    char *end;
+
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || n > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static void kvctl_args_init(kvctl_args *a) {
+    const char *env = getenv(KVCTL_ENDPOINTS_ENV);
+
+    memset(a, 0, sizeof(*a));
+    a->endpoints = env && env[0] ? env : KVCTL_ENDPOINT_DEFAULT;
+    a->output = KVCTL_OUTPUT_TABLE;
+    a->timeout_ms = KVCTL_TIMEOUT_MS_DEFAULT;
+    a->consistency = BASALT__V1__CONSISTENCY__CONSISTENCY_STRONG;
+}
+
+/* Applies one flag; returns 0 or -1 with `why` filled. */
+static int kvctl_apply_flag(kvctl_args *a, int opt, const char *value, char *why, size_t why_size) {
+    switch (opt) {
+    case 'e':
+        a->endpoints = value;
+        return 0;
+    case 'o':
+        if (strcmp(value, "table") == 0)
+            a->output = KVCTL_OUTPUT_TABLE;
+        else if (strcmp(value, "json") == 0)
+            a->output = KVCTL_OUTPUT_JSON;
+        else
+            break;
+        return 0;
+    case 't':
+        if (kvctl_parse_duration_ms(value, &a->timeout_ms) == 0)
+            return 0;
+        break;
+    case 'c':
+        a->flags_given |= KVCTL_FLAG_CONSISTENCY;
+        if (kvctl_parse_consistency(value, &a->consistency) == 0)
+            return 0;
+        break;
+    case 'l':
+        a->flags_given |= KVCTL_FLAG_LIMIT;
+        if (kvctl_parse_limit(value, &a->limit) == 0)
+            return 0;
+        break;
+    case 'h':
+        a->help = true;
+        return 0;
+    default:
+        snprintf(why, why_size, "unknown flag or missing value");
+        return -1;
+    }
+    snprintf(why, why_size, "invalid value '%s' for --%s", value,
+             opt == 'o'   ? "output (table or json)"
+             : opt == 't' ? "timeout (e.g. 500ms, 5s, 1m)"
+             : opt == 'c' ? "consistency (strong or eventual)"
+                          : "limit (a whole number)");
+    return -1;
+}
+
+int kvctl_parse_args(int argc, char **argv, kvctl_args *a, char *why, size_t why_size) {
+    static const struct option options[] = {
+        {"endpoints", required_argument, NULL, 'e'},   {"output", required_argument, NULL, 'o'},
+        {"timeout", required_argument, NULL, 't'},     {"consistency", required_argument, NULL, 'c'},
+        {"limit", required_argument, NULL, 'l'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    kvctl_args_init(a);
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (opt == '?') {
+            snprintf(why, why_size, "unknown flag '%s' or missing value", argv[optind - 1]);
+            return -1;
+        }
+        if (kvctl_apply_flag(a, opt, optarg, why, why_size) != 0)
+            return -1;
+    }
+    if (optind < argc)
+        a->command = argv[optind++];
+    for (; optind < argc; optind++) {
+        if (a->positional_count == KVCTL_POSITIONALS_MAX) {
+            snprintf(why, why_size, "too many arguments");
+            return -1;
+        }
+        a->positionals[a->positional_count++] = argv[optind];
+    }
+    return 0;
+}

@@ -1,0 +1,172 @@
+/* commands: put, get, del, scan and health. */
+#include "tools/kvctl/commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/error.h"
+#include "tools/kvctl/output.h"
+
+/* Reports a failed call on stderr and gives the exit code for it. */
+static int kvctl_fail(const char *command, const rpc_status *st) {
+    fprintf(stderr, "kvctl %s: %s: %s\n", command, rpc_status_name(st->code), st->message);
+    return KVCTL_EXIT_FAILED;
+}
+
+static int kvctl_done(int json_rc) {
+    if (json_rc != 0) {
+        fprintf(stderr, "kvctl: cannot write the output\n");
+        return KVCTL_EXIT_FAILED;
+    }
+    return KVCTL_EXIT_OK;
+}
+
+static int kvctl_put(basalt_client *client, const kvctl_args *a) {
+    const char *key = a->positionals[0], *value = a->positionals[1];
+    rpc_status st;
+
+    if (basalt_put(client, key, strlen(key), value, strlen(value), &st) != 0)
+        return kvctl_fail("put", &st);
+    if (a->output == KVCTL_OUTPUT_JSON)
+        return kvctl_done(output_json(json_pack("{s:b}", "ok", 1)));
+    puts("OK");
+    return KVCTL_EXIT_OK;
+}
+
+static int kvctl_get(basalt_client *client, const kvctl_args *a) {
+    const char *key = a->positionals[0];
+    Basalt__V1__GetResponse *resp;
+    rpc_status st;
+    int rc = KVCTL_EXIT_OK;
+
+    if (basalt_get(client, key, strlen(key), a->consistency, &resp, &st) != 0)
+        return kvctl_fail("get", &st);
+    if (!resp->found) {
+        fprintf(stderr, "key not found\n");
+        rc = KVCTL_EXIT_NOT_FOUND;
+    } else if (a->output == KVCTL_OUTPUT_JSON) {
+        rc = kvctl_done(output_json(json_pack(
+            "{s:o,s:o,s:o}", "key", output_base64((const uint8_t *)key, strlen(key)), "value",
+            output_base64(resp->value.data, resp->value.len), "info", output_read_info(resp->info))));
+    } else {
+        output_bytes(resp->value.data, resp->value.len, "\n");
+    }
+    basalt_response_free(resp);
+    return rc;
+}
+
+static int kvctl_del(basalt_client *client, const kvctl_args *a) {
+    const char *key = a->positionals[0];
+    bool deleted;
+    rpc_status st;
+
+    if (basalt_delete(client, key, strlen(key), &deleted, &st) != 0)
+        return kvctl_fail("del", &st);
+    if (a->output == KVCTL_OUTPUT_JSON)
+        return kvctl_done(output_json(json_pack("{s:b}", "deleted", deleted)));
+    /* As etcdctl: the number of keys removed. */
+    puts(deleted ? "1" : "0");
+    return KVCTL_EXIT_OK;
+}
+
+static json_t *kvctl_scan_json(const Basalt__V1__ScanResponse *resp) {
+    json_t *kvs = json_array();
+
+    for (size_t i = 0; kvs != NULL && i < resp->n_kvs; i++) {
+        const Basalt__V1__KeyValue *kv = resp->kvs[i];
+        json_array_append_new(kvs, json_pack("{s:o,s:o}", "key",
+                                             output_base64(kv->key.data, kv->key.len), "value",
+                                             output_base64(kv->value.data, kv->value.len)));
+    }
+    return json_pack("{s:o,s:b,s:o}", "kvs", kvs, "more", resp->more, "info",
+                     output_read_info(resp->info));
+}
+
+static int kvctl_scan(basalt_client *client, const kvctl_args *a) {
+    Basalt__V1__ScanRequest req = BASALT__V1__SCAN_REQUEST__INIT;
+    Basalt__V1__ScanResponse *resp;
+    rpc_status st;
+    int rc = KVCTL_EXIT_OK;
+
+    req.start.data = (uint8_t *)a->positionals[0];
+    req.start.len = strlen(a->positionals[0]);
+    if (a->positional_count > 1) {
+        req.end.data = (uint8_t *)a->positionals[1];
+        req.end.len = strlen(a->positionals[1]);
+    }
+    req.limit = a->limit;
+    req.consistency = a->consistency;
+    if (basalt_scan(client, &req, &resp, &st) != 0)
+        return kvctl_fail("scan", &st);
+
+    if (a->output == KVCTL_OUTPUT_JSON) {
+        rc = kvctl_done(output_json(kvctl_scan_json(resp)));
+    } else {
+        /* One pair per line: key, a tab, the value. */
+        for (size_t i = 0; i < resp->n_kvs; i++) {
+            output_bytes(resp->kvs[i]->key.data, resp->kvs[i]->key.len, "\t");
+            output_bytes(resp->kvs[i]->value.data, resp->kvs[i]->value.len, "\n");
+        }
+        if (resp->more)
+            fprintf(stderr, "(more keys follow: scan again from just after the last key)\n");
+    }
+    basalt_response_free(resp);
+    return rc;
+}
+
+static int kvctl_health(basalt_client *client, const kvctl_args *a) {
+    rpc_status st;
+
+    if (basalt_health(client, &st) != 0)
+        return kvctl_fail("health", &st);
+    if (a->output == KVCTL_OUTPUT_JSON)
+        return kvctl_done(output_json(json_pack("{s:s}", "status", "SERVING")));
+    puts("SERVING");
+    return KVCTL_EXIT_OK;
+}
+
+static const kvctl_command kvctl_commands[] = {
+    {"put", "KEY VALUE", "store VALUE under KEY (durably, before answering)", 2, 2, 0, kvctl_put},
+    {"get", "KEY [--consistency strong|eventual]",
+     "print the value of KEY; exit 1 with 'key not found' when it is missing", 1, 1,
+     KVCTL_FLAG_CONSISTENCY, kvctl_get},
+    {"del", "KEY", "delete KEY; print 1 if it existed, 0 if not", 1, 1, 0, kvctl_del},
+    {"scan", "START [END] [--limit N] [--consistency strong|eventual]",
+     "print the pairs with START <= key < END (no END: to the end), in key order; "
+     "at most N (default 1000, max 10000)",
+     1, 2, KVCTL_FLAG_CONSISTENCY | KVCTL_FLAG_LIMIT, kvctl_scan},
+    {"health", "", "ask the endpoint whether it is serving", 0, 0, 0, kvctl_health},
+};
+
+const kvctl_command *kvctl_find_command(const char *name) {
+    for (size_t i = 0; i < sizeof(kvctl_commands) / sizeof(kvctl_commands[0]); i++) {
+        if (strcmp(kvctl_commands[i].name, name) == 0)
+            return &kvctl_commands[i];
+    }
+    return NULL;
+}
+
+static void kvctl_print_global_flags(FILE *out) {
+    fprintf(out,
+            "\nglobal flags:\n"
+            "  --endpoints HOST:PORT,...  where to send requests (default $" KVCTL_ENDPOINTS_ENV
+            ", then " KVCTL_ENDPOINT_DEFAULT ")\n"
+            "  --output table|json        output format (default table; json has base64 keys and values)\n"
+            "  --timeout D                per-request timeout, e.g. 500ms, 5s, 1m (default 5s)\n"
+            "  -h, --help                 show help\n"
+            "\nexit codes: 0 ok, 1 key not found, 2 usage error, 3 request failed\n");
+}
+
+void kvctl_print_usage(FILE *out) {
+    fprintf(out, "usage: kvctl [global flags] COMMAND [ARGS]\n\nBasalt's command line client.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(kvctl_commands) / sizeof(kvctl_commands[0]); i++)
+        fprintf(out, "  %-7s %s\n", kvctl_commands[i].name, kvctl_commands[i].synopsis);
+    fprintf(out, "\n'kvctl COMMAND --help' says more about a command.\n");
+    kvctl_print_global_flags(out);
+}
+
+void kvctl_print_command_usage(FILE *out, const kvctl_command *cmd) {
+    fprintf(out, "usage: kvctl [global flags] %s %s\n\n%s.\n", cmd->name, cmd->synopsis,
+            cmd->summary);
+    kvctl_print_global_flags(out);
+}
