@@ -126,9 +126,9 @@ int basalt_delete(basalt_client *c, const void *key, size_t key_len, bool *delet
 
     req.key.data = (uint8_t *)key;
     req.key.len = key_len;
-    int rc = basalt_call(c, "/basalt.v1.KV/Delete", &req.base,
-                         &basalt__v1__delete_response__descriptor, (ProtobufCMessage **)&resp,
-                         status);
+    int rc =
+        basalt_call(c, "/basalt.v1.KV/Delete", &req.base, &basalt__v1__delete_response__descriptor,
+                    (ProtobufCMessage **)&resp, status);
     *deleted = rc == 0 && resp->deleted;
     basalt_response_free(resp);
     return rc;
@@ -148,7 +148,8 @@ int basalt_health(basalt_client *c, rpc_status *status) {
     int rc = basalt_call(c, "/grpc.health.v1.Health/Check", &req.base,
                          &grpc__health__v1__health_check_response__descriptor,
                          (ProtobufCMessage **)&resp, status);
-    if (rc == 0 && resp->status != GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) {
+    if (rc == 0 &&
+        resp->status != GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) {
         status->code = GRPC_STATUS_UNAVAILABLE;
         snprintf(status->message, sizeof(status->message), "not serving (health status %d)",
                  (int)resp->status);

@@ -47,9 +47,12 @@ static void kvnode_usage(FILE *out) {
 /* Parses the command line; returns 0, or an exit code to stop with. */
 static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
     static const struct option options[] = {
-        {"listen", required_argument, NULL, 'l'},    {"data-dir", required_argument, NULL, 'd'},
-        {"log-level", required_argument, NULL, 'v'}, {"rpc-threads", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"rpc-threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     log_level_t level;
     char *end;

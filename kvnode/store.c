@@ -114,8 +114,7 @@ int kvs_put(kvs *s, const void *key, size_t key_len, const void *value, size_t v
     return err ? kvs_error(err, "put") : 0;
 }
 
-int kvs_get(kvs *s, const void *key, size_t key_len, bool *found, char **value,
-            size_t *value_len) {
+int kvs_get(kvs *s, const void *key, size_t key_len, bool *found, char **value, size_t *value_len) {
     char *err = NULL;
     size_t len = 0;
     char *v = rocksdb_get_cf(s->db, s->read, s->cf[KVS_CF_DATA], key, key_len, &len, &err);

@@ -8,17 +8,17 @@
 
 typedef enum {
     BS_OK = 0,
-    BS_ERR_INVALID_ARGUMENT,  /* the caller's input breaks a rule */
-    BS_ERR_NOT_FOUND,         /* the thing named does not exist */
-    BS_ERR_UNAVAILABLE,       /* a server or replica cannot be reached now */
-    BS_ERR_DEADLINE_EXCEEDED, /* the caller's deadline passed */
-    BS_ERR_RESOURCE_EXHAUSTED,/* a bound on memory, queue or rate was hit */
+    BS_ERR_INVALID_ARGUMENT,   /* the caller's input breaks a rule */
+    BS_ERR_NOT_FOUND,          /* the thing named does not exist */
+    BS_ERR_UNAVAILABLE,        /* a server or replica cannot be reached now */
+    BS_ERR_DEADLINE_EXCEEDED,  /* the caller's deadline passed */
+    BS_ERR_RESOURCE_EXHAUSTED, /* a bound on memory, queue or rate was hit */
     BS_ERR_FAILED_PRECONDITION,
-    BS_ERR_IO,                /* the disk said no */
-    BS_ERR_CORRUPTION,        /* bytes from disk or the network make no sense */
+    BS_ERR_IO,         /* the disk said no */
+    BS_ERR_CORRUPTION, /* bytes from disk or the network make no sense */
     BS_ERR_NOMEM,
-    BS_ERR_INTERNAL,          /* a bug: an invariant broke */
-    BS_ERR_COUNT_             /* not an error: the number of codes */
+    BS_ERR_INTERNAL, /* a bug: an invariant broke */
+    BS_ERR_COUNT_    /* not an error: the number of codes */
 } bs_err_t;
 
 /* "invalid argument", "not found", ...; "unknown error" for codes out of range. */

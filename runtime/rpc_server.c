@@ -35,7 +35,7 @@
  * before a poller re-arms. */
 #define RPC_PENDING_CALLS_PER_METHOD 4
 #define RPC_STATUS_MESSAGE_BYTES_MAX 512
-#define RPC_HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
+#define RPC_HEALTH_CHECK_PATH        "/grpc.health.v1.Health/Check"
 
 typedef enum {
     RPC_TAG_NEW_CALL,
@@ -107,15 +107,16 @@ rpc_server *rpc_server_create(const char *listen_addr, int threads) {
 
     /* Every server answers health checks; add_method cannot fail on an empty
      * server with a well-formed path. */
-    rpc_server_add_method(s, RPC_HEALTH_CHECK_PATH, &grpc__health__v1__health_check_request__descriptor,
-                          rpc_health_check, s);
+    rpc_server_add_method(s, RPC_HEALTH_CHECK_PATH,
+                          &grpc__health__v1__health_check_request__descriptor, rpc_health_check, s);
     return s;
 }
 
 /* A path is "/package.Service/Method": a leading slash and one more slash. */
 static bool rpc_path_is_valid(const char *path) {
     const char *second = path[0] == '/' ? strchr(path + 1, '/') : NULL;
-    return second != NULL && second > path + 1 && second[1] != '\0' && strchr(second + 1, '/') == NULL;
+    return second != NULL && second > path + 1 && second[1] != '\0' &&
+           strchr(second + 1, '/') == NULL;
 }
 
 int rpc_server_add_method(rpc_server *s, const char *path,
@@ -251,15 +252,17 @@ static void rpc_on_new_call(rpc_server *s, rpc_call *c) {
 
     rpc_server_arm(s, m);
     if (c->request_payload == NULL) {
-        rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: the request carried no message", m->path);
+        rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: the request carried no message",
+                      m->path);
         return;
     }
     c->request = rpc_decode(c->request_payload, m->request_desc);
     grpc_byte_buffer_destroy(c->request_payload);
     c->request_payload = NULL;
     if (c->request == NULL) {
-        rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: malformed request message (expected %s)",
-                      m->path, m->request_desc->name);
+        rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                      "%s: malformed request message (expected %s)", m->path,
+                      m->request_desc->name);
         return;
     }
     m->handler(c, c->request, m->ctx);
@@ -327,9 +330,8 @@ static int rpc_server_bind(rpc_server *s) {
     s->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
     for (int i = 0; i < s->method_count; i++) {
-        s->methods[i].registration =
-            grpc_server_register_method(s->server, s->methods[i].path, NULL,
-                                        GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        s->methods[i].registration = grpc_server_register_method(
+            s->server, s->methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
 
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
@@ -395,8 +397,9 @@ void rpc_server_destroy(rpc_server *s) {
             /* Bound but never started: gRPC still wants the shutdown dance. */
             grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
             grpc_completion_queue_shutdown(s->cq);
-            while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-                   GRPC_QUEUE_SHUTDOWN) {
+            while (
+                grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+                GRPC_QUEUE_SHUTDOWN) {
             }
         }
         grpc_server_destroy(s->server);

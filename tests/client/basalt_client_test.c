@@ -45,7 +45,8 @@ static void test_put_get_delete_through_client(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_EQUAL(basalt_put(c, key, sizeof(key), "\0v", 2, &st), 0);
     CU_ASSERT_EQUAL_FATAL(
-        basalt_get(c, key, sizeof(key), BASALT__V1__CONSISTENCY__CONSISTENCY_STRONG, &resp, &st), 0);
+        basalt_get(c, key, sizeof(key), BASALT__V1__CONSISTENCY__CONSISTENCY_STRONG, &resp, &st),
+        0);
     CU_ASSERT_TRUE(resp->found);
     CU_ASSERT(resp->value.len == 2 && memcmp(resp->value.data, "\0v", 2) == 0);
     CU_ASSERT_PTR_NOT_NULL(resp->info);

@@ -8,7 +8,7 @@
 #include "runtime/kv_limits.h"
 #include "tests/testing/cunit_main.h"
 
-static uint8_t *big;                 /* KV_VALUE_BYTES_MAX + 1 bytes of 'x' */
+static uint8_t *big; /* KV_VALUE_BYTES_MAX + 1 bytes of 'x' */
 static char msg[KV_ERROR_MESSAGE_BYTES];
 
 static ProtobufCBinaryData bytes_of(size_t len) {

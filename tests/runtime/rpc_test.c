@@ -56,10 +56,11 @@ static void setup(void) {
 
     server = rpc_server_create("127.0.0.1:0", 2);
     cunit_require(server != NULL, "create a server");
-    cunit_require(rpc_server_add_method(server, "/test.Echo/Echo", put, echo_handler, NULL) == 0 &&
-                      rpc_server_add_method(server, "/test.Echo/Fail", put, fail_handler, NULL) == 0 &&
-                      rpc_server_add_method(server, "/test.Echo/Hold", put, hold_handler, NULL) == 0,
-                  "add the test methods");
+    cunit_require(
+        rpc_server_add_method(server, "/test.Echo/Echo", put, echo_handler, NULL) == 0 &&
+            rpc_server_add_method(server, "/test.Echo/Fail", put, fail_handler, NULL) == 0 &&
+            rpc_server_add_method(server, "/test.Echo/Hold", put, hold_handler, NULL) == 0,
+        "add the test methods");
     cunit_require(rpc_server_start(server) == 0, "start the server");
     snprintf(target, sizeof(target), "127.0.0.1:%d", rpc_server_port(server));
     channel = rpc_channel_open(target);
@@ -85,7 +86,8 @@ static void test_unary_call_round_trips_message(void) {
     Basalt__V1__GetResponse *resp;
     rpc_status st;
 
-    CU_ASSERT_EQUAL_FATAL(call_echo("/test.Echo/Echo", "k", "hello", &resp, &st, TEST_TIMEOUT_MS), 0);
+    CU_ASSERT_EQUAL_FATAL(call_echo("/test.Echo/Echo", "k", "hello", &resp, &st, TEST_TIMEOUT_MS),
+                          0);
     CU_ASSERT_EQUAL(st.code, GRPC_STATUS_OK);
     CU_ASSERT_TRUE(resp->found);
     CU_ASSERT_EQUAL(resp->value.len, 5);
@@ -163,7 +165,8 @@ static void test_health_check_knows_services(void) {
                                         &grpc__health__v1__health_check_response__descriptor,
                                         TEST_TIMEOUT_MS, (ProtobufCMessage **)&resp, &st),
                               0);
-        CU_ASSERT_EQUAL(resp->status, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+        CU_ASSERT_EQUAL(resp->status,
+                        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
         protobuf_c_message_free_unpacked(&resp->base, NULL);
     }
     req.service = "test.Ech";

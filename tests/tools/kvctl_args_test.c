@@ -59,8 +59,8 @@ static void test_defaults_and_environment(void) {
 
 static void test_flags_anywhere_and_positionals_in_order(void) {
     kvctl_args a;
-    const char *words[] = {"--output", "json", "scan", "a",   "--limit", "7",
-                           "z",        "--consistency", "eventual", NULL};
+    const char *words[] = {"--output", "json", "scan",          "a",        "--limit",
+                           "7",        "z",    "--consistency", "eventual", NULL};
 
     CU_ASSERT_EQUAL_FATAL(parse(&a, words), 0);
     CU_ASSERT_STRING_EQUAL(a.command, "scan");

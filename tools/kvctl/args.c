@@ -111,9 +111,12 @@ static int kvctl_apply_flag(kvctl_args *a, int opt, const char *value, char *why
 
 int kvctl_parse_args(int argc, char **argv, kvctl_args *a, char *why, size_t why_size) {
     static const struct option options[] = {
-        {"endpoints", required_argument, NULL, 'e'},   {"output", required_argument, NULL, 'o'},
-        {"timeout", required_argument, NULL, 't'},     {"consistency", required_argument, NULL, 'c'},
-        {"limit", required_argument, NULL, 'l'},       {"help", no_argument, NULL, 'h'},
+        {"endpoints", required_argument, NULL, 'e'},
+        {"output", required_argument, NULL, 'o'},
+        {"timeout", required_argument, NULL, 't'},
+        {"consistency", required_argument, NULL, 'c'},
+        {"limit", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt;

@@ -18,7 +18,7 @@
 #define KVCTL_ENDPOINTS_ENV      "BASALT_ENDPOINTS"
 #define KVCTL_TIMEOUT_MS_DEFAULT 5000
 /* Longest --timeout accepted: one hour. */
-#define KVCTL_TIMEOUT_MS_MAX (3600 * 1000)
+#define KVCTL_TIMEOUT_MS_MAX  (3600 * 1000)
 #define KVCTL_POSITIONALS_MAX 8
 
 typedef enum { KVCTL_OUTPUT_TABLE, KVCTL_OUTPUT_JSON } kvctl_output;

@@ -45,9 +45,10 @@ static int kvctl_get(basalt_client *client, const kvctl_args *a) {
         fprintf(stderr, "key not found\n");
         rc = KVCTL_EXIT_NOT_FOUND;
     } else if (a->output == KVCTL_OUTPUT_JSON) {
-        rc = kvctl_done(output_json(json_pack(
-            "{s:o,s:o,s:o}", "key", output_base64((const uint8_t *)key, strlen(key)), "value",
-            output_base64(resp->value.data, resp->value.len), "info", output_read_info(resp->info))));
+        rc = kvctl_done(output_json(
+            json_pack("{s:o,s:o,s:o}", "key", output_base64((const uint8_t *)key, strlen(key)),
+                      "value", output_base64(resp->value.data, resp->value.len), "info",
+                      output_read_info(resp->info))));
     } else {
         output_bytes(resp->value.data, resp->value.len, "\n");
     }
@@ -147,18 +148,21 @@ const kvctl_command *kvctl_find_command(const char *name) {
 }
 
 static void kvctl_print_global_flags(FILE *out) {
-    fprintf(out,
-            "\nglobal flags:\n"
-            "  --endpoints HOST:PORT,...  where to send requests (default $" KVCTL_ENDPOINTS_ENV
-            ", then " KVCTL_ENDPOINT_DEFAULT ")\n"
-            "  --output table|json        output format (default table; json has base64 keys and values)\n"
-            "  --timeout D                per-request timeout, e.g. 500ms, 5s, 1m (default 5s)\n"
-            "  -h, --help                 show help\n"
-            "\nexit codes: 0 ok, 1 key not found, 2 usage error, 3 request failed\n");
+    fprintf(
+        out,
+        "\nglobal flags:\n"
+        "  --endpoints HOST:PORT,...  where to send requests (default $" KVCTL_ENDPOINTS_ENV
+        ", then " KVCTL_ENDPOINT_DEFAULT ")\n"
+        "  --output table|json        output format (default table; json has base64 keys and values)\n"
+        "  --timeout D                per-request timeout, e.g. 500ms, 5s, 1m (default 5s)\n"
+        "  -h, --help                 show help\n"
+        "\nexit codes: 0 ok, 1 key not found, 2 usage error, 3 request failed\n");
 }
 
 void kvctl_print_usage(FILE *out) {
-    fprintf(out, "usage: kvctl [global flags] COMMAND [ARGS]\n\nBasalt's command line client.\n\ncommands:\n");
+    fprintf(
+        out,
+        "usage: kvctl [global flags] COMMAND [ARGS]\n\nBasalt's command line client.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(kvctl_commands) / sizeof(kvctl_commands[0]); i++)
         fprintf(out, "  %-7s %s\n", kvctl_commands[i].name, kvctl_commands[i].synopsis);
     fprintf(out, "\n'kvctl COMMAND --help' says more about a command.\n");
