@@ -15,6 +15,17 @@ struct basalt_client {
     int64_t timeout_ms;
 };
 
+/* gRPC would wrap a port over 65535 around and connect somewhere else. */
+static bool basalt_is_host_port(const char *target) {
+    const char *colon = strrchr(target, ':');
+    char *end;
+
+    if (colon == NULL || colon == target || colon[1] < '0' || colon[1] > '9')
+        return false;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    return *end == '\0' && port >= 1 && port <= 65535;
+}
+
 static int basalt_add_endpoint(basalt_client *c, const char *start, size_t len, char *why,
                                size_t why_size) {
     char target[256];
@@ -33,6 +44,11 @@ static int basalt_add_endpoint(basalt_client *c, const char *start, size_t len, 
     }
     memcpy(target, start, len);
     target[len] = '\0';
+    if (!basalt_is_host_port(target)) {
+        snprintf(why, why_size, "endpoint '%s' is not HOST:PORT with a port from 1 to 65535",
+                 target);
+        return BS_ERR_INVALID_ARGUMENT;
+    }
     c->channels[c->count] = rpc_channel_open(target);
     if (c->channels[c->count] == NULL) {
         snprintf(why, why_size, "out of memory");

@@ -17,6 +17,9 @@
 static void kv_fail_store(rpc_call *call, int rc, const char *what) {
     if (rc == BS_ERR_NOMEM)
         rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s: server out of memory", what);
+    else if (rc == BS_ERR_RESOURCE_EXHAUSTED)
+        rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                      "%s: the node's disk is nearly full (its reserve is kept free)", what);
     else if (rc == BS_ERR_CORRUPTION)
         rpc_call_fail(call, GRPC_STATUS_DATA_LOSS, "%s: the store found corrupt data", what);
     else

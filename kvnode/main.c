@@ -8,6 +8,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,23 +27,52 @@
 #define KVNODE_EXIT_START_FAILED 1
 #define KVNODE_EXIT_USAGE        2
 
+/* Largest --disk-reserve-mb: a petabyte. */
+#define KVNODE_DISK_RESERVE_MB_MAX (1024ull * 1024 * 1024)
+
 typedef struct {
     const char *listen;
     const char *data_dir;
     int rpc_threads;
+    uint64_t disk_reserve_bytes;
 } kvnode_config;
 
 static void kvnode_usage(FILE *out) {
-    fprintf(out, "usage: kvnode [--listen HOST:PORT] [--data-dir DIR] [--log-level LEVEL]\n"
+    fprintf(out, "usage: kvnode [--listen HOST:PORT] [--data-dir DIR] [--rpc-threads N]\n"
+                 "              [--disk-reserve-mb N] [--log-level LEVEL]\n"
                  "\n"
                  "A Basalt storage node: serves the basalt.v1.KV gRPC API.\n"
                  "\n"
                  "  --listen HOST:PORT   address to serve on (default " KVNODE_LISTEN_DEFAULT ")\n"
                  "  --data-dir DIR       where the RocksDB store lives, created if missing\n"
                  "                       (default ./" KVNODE_DATA_DIR_DEFAULT ")\n"
-                 "  --rpc-threads N      threads serving requests (default 2)\n"
+                 "  --rpc-threads N      threads serving requests, 1 to 16 (default 2)\n"
+                 "  --disk-reserve-mb N  refuse writes while the disk has less than N MiB free\n"
+                 "                       (default 64)\n"
                  "  --log-level LEVEL    debug, info, warn or error (default info)\n"
                  "  -h, --help           show this help\n");
+}
+
+/* A decimal number from 0 to max, nothing else. Returns 0 or -1. */
+static int kvnode_parse_number(const char *text, uint64_t max, uint64_t *out) {
+    char *end;
+
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* HOST:PORT with a port gRPC would not silently wrap around. */
+static bool kvnode_is_listen_address(const char *addr) {
+    const char *colon = strrchr(addr, ':');
+    uint64_t port;
+
+    return colon != NULL && colon != addr && kvnode_parse_number(colon + 1, 65535, &port) == 0;
 }
 
 /* Parses the command line; returns 0, or an exit code to stop with. */
@@ -51,31 +82,45 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
         {"data-dir", required_argument, NULL, 'd'},
         {"log-level", required_argument, NULL, 'v'},
         {"rpc-threads", required_argument, NULL, 't'},
+        {"disk-reserve-mb", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     log_level_t level;
-    char *end;
+    uint64_t n;
     int opt;
 
     cfg->listen = KVNODE_LISTEN_DEFAULT;
     cfg->data_dir = KVNODE_DATA_DIR_DEFAULT;
     cfg->rpc_threads = 0;
+    cfg->disk_reserve_bytes = KVS_DISK_RESERVE_BYTES_DEFAULT;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
+            if (!kvnode_is_listen_address(optarg)) {
+                fprintf(stderr, "kvnode: --listen takes HOST:PORT with a port from 0 to 65535\n");
+                return KVNODE_EXIT_USAGE;
+            }
             cfg->listen = optarg;
             break;
         case 'd':
             cfg->data_dir = optarg;
             break;
         case 't':
-            cfg->rpc_threads = (int)strtol(optarg, &end, 10);
-            if (*end != '\0' || cfg->rpc_threads < 1 || cfg->rpc_threads > RPC_SERVER_THREADS_MAX) {
+            if (kvnode_parse_number(optarg, RPC_SERVER_THREADS_MAX, &n) != 0 || n < 1) {
                 fprintf(stderr, "kvnode: --rpc-threads takes a number from 1 to %d\n",
                         RPC_SERVER_THREADS_MAX);
                 return KVNODE_EXIT_USAGE;
             }
+            cfg->rpc_threads = (int)n;
+            break;
+        case 'r':
+            if (kvnode_parse_number(optarg, KVNODE_DISK_RESERVE_MB_MAX, &n) != 0) {
+                fprintf(stderr, "kvnode: --disk-reserve-mb takes a number from 0 to %llu\n",
+                        (unsigned long long)KVNODE_DISK_RESERVE_MB_MAX);
+                return KVNODE_EXIT_USAGE;
+            }
+            cfg->disk_reserve_bytes = n * 1024 * 1024;
             break;
         case 'v':
             if (log_parse_level(optarg, &level) != 0) {
@@ -148,6 +193,7 @@ int main(int argc, char **argv) {
     }
     if (kvs_open(cfg.data_dir, &store) != 0)
         return KVNODE_EXIT_START_FAILED;
+    kvs_set_disk_reserve(store, cfg.disk_reserve_bytes);
 
     server = rpc_server_create(cfg.listen, cfg.rpc_threads);
     if (server == NULL || kv_service_register(server, store) != 0 ||

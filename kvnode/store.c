@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <rocksdb/c.h>
 #include <xxhash.h>
@@ -26,6 +27,8 @@ enum { KVS_CF_DEFAULT, KVS_CF_DATA, KVS_CF_RAFT, KVS_CF_COUNT };
 static const char *const kvs_cf_names[KVS_CF_COUNT] = {"default", "data", "raft"};
 
 struct kvs {
+    char *dir;
+    uint64_t disk_reserve_bytes;
     rocksdb_t *db;
     rocksdb_options_t *options;
     rocksdb_writeoptions_t *sync_write;
@@ -62,6 +65,8 @@ int kvs_open(const char *dir, kvs **out) {
     *out = NULL;
     if (s == NULL)
         return BS_ERR_NOMEM;
+    s->dir = strdup(dir);
+    s->disk_reserve_bytes = KVS_DISK_RESERVE_BYTES_DEFAULT;
     s->options = kvs_make_options();
     for (int i = 0; i < KVS_CF_COUNT; i++)
         cf_options[i] = s->options;
@@ -72,6 +77,7 @@ int kvs_open(const char *dir, kvs **out) {
         int rc = kvs_error(err, "open");
         log_error("cannot open the store in %s (is another kvnode using it?)", dir);
         rocksdb_options_destroy(s->options);
+        free(s->dir);
         free(s);
         return rc;
     }
@@ -97,7 +103,29 @@ void kvs_close(kvs *s) {
     rocksdb_options_destroy(s->options);
     for (int i = 0; i < KVS_KEY_LOCK_STRIPES; i++)
         pthread_mutex_destroy(&s->key_locks[i]);
+    free(s->dir);
     free(s);
+}
+
+void kvs_set_disk_reserve(kvs *s, uint64_t bytes) {
+    s->disk_reserve_bytes = bytes;
+}
+
+/* Refuses a write of `bytes` that would leave less than `reserve` free. A
+ * statvfs per write costs about a microsecond, far below the fsync. */
+static int kvs_check_space(kvs *s, uint64_t bytes, uint64_t reserve) {
+    struct statvfs st;
+
+    if (statvfs(s->dir, &st) != 0)
+        return 0; /* cannot tell; let RocksDB try */
+    uint64_t free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+    if (free_bytes < reserve || free_bytes - reserve < bytes) {
+        log_warn("refusing a write of %llu bytes: %llu bytes free in %s, %llu kept in reserve",
+                 (unsigned long long)bytes, (unsigned long long)free_bytes, s->dir,
+                 (unsigned long long)reserve);
+        return BS_ERR_RESOURCE_EXHAUSTED;
+    }
+    return 0;
 }
 
 static pthread_mutex_t *kvs_key_lock(kvs *s, const void *key, size_t key_len) {
@@ -107,7 +135,10 @@ static pthread_mutex_t *kvs_key_lock(kvs *s, const void *key, size_t key_len) {
 int kvs_put(kvs *s, const void *key, size_t key_len, const void *value, size_t value_len) {
     pthread_mutex_t *lock = kvs_key_lock(s, key, key_len);
     char *err = NULL;
+    int rc = kvs_check_space(s, key_len + value_len, s->disk_reserve_bytes);
 
+    if (rc != 0)
+        return rc;
     pthread_mutex_lock(lock);
     rocksdb_put_cf(s->db, s->sync_write, s->cf[KVS_CF_DATA], key, key_len, value, value_len, &err);
     pthread_mutex_unlock(lock);
@@ -144,7 +175,10 @@ int kvs_delete(kvs *s, const void *key, size_t key_len, bool *existed) {
     pthread_mutex_t *lock = kvs_key_lock(s, key, key_len);
     rocksdb_pinnableslice_t *old;
     char *err = NULL;
+    int rc = kvs_check_space(s, key_len, s->disk_reserve_bytes / 2);
 
+    if (rc != 0)
+        return rc;
     pthread_mutex_lock(lock);
     old = rocksdb_get_pinned_cf(s->db, s->read, s->cf[KVS_CF_DATA], key, key_len, &err);
     if (err == NULL) {

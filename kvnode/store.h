@@ -21,10 +21,21 @@ typedef struct kvs kvs;
  * BS_ERR_IO with the reason logged, and *out is NULL. */
 int kvs_open(const char *dir, kvs **out);
 
+/* Free disk space kept in reserve when none is set: writes that would eat
+ * into it are refused, because RocksDB cannot be trusted to fail gracefully on
+ * a full disk (Debian's 7.8 aborts). */
+#define KVS_DISK_RESERVE_BYTES_DEFAULT (64ull * 1024 * 1024)
+
+/* Sets the reserve: puts are refused with BS_ERR_RESOURCE_EXHAUSTED while the
+ * file system holding the store has less than this much free space; deletes,
+ * which free space in the end, only below half of it. */
+void kvs_set_disk_reserve(kvs *store, uint64_t bytes);
+
 /* Flushes nothing (every write is already durable) and closes. */
 void kvs_close(kvs *store);
 
-/* Durably sets key to value. Returns 0 or BS_ERR_IO. */
+/* Durably sets key to value. Returns 0, BS_ERR_RESOURCE_EXHAUSTED (disk
+ * reserve reached) or BS_ERR_IO. */
 int kvs_put(kvs *store, const void *key, size_t key_len, const void *value, size_t value_len);
 
 /* Reads key. On 0, *found says whether it exists; when it does, *value is a

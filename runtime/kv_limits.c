@@ -66,12 +66,12 @@ static int kv_compare(ProtobufCBinaryData a, ProtobufCBinaryData b) {
 
 int kv_check_scan(const Basalt__V1__ScanRequest *req, uint32_t *limit_out, char *msg,
                   size_t msg_size) {
-    if (req->start.len > KV_KEY_BYTES_MAX)
-        return kv_invalid(msg, msg_size, "scan start is %zu bytes, over the key limit of %zu bytes",
-                          req->start.len, (size_t)KV_KEY_BYTES_MAX);
-    if (req->end.len > KV_KEY_BYTES_MAX)
-        return kv_invalid(msg, msg_size, "scan end is %zu bytes, over the key limit of %zu bytes",
-                          req->end.len, (size_t)KV_KEY_BYTES_MAX);
+    if (req->start.len > KV_SCAN_BOUND_BYTES_MAX)
+        return kv_invalid(msg, msg_size, "scan start is %zu bytes, over the limit of %zu bytes",
+                          req->start.len, (size_t)KV_SCAN_BOUND_BYTES_MAX);
+    if (req->end.len > KV_SCAN_BOUND_BYTES_MAX)
+        return kv_invalid(msg, msg_size, "scan end is %zu bytes, over the limit of %zu bytes",
+                          req->end.len, (size_t)KV_SCAN_BOUND_BYTES_MAX);
     if (req->end.len > 0 && kv_compare(req->start, req->end) > 0) {
         snprintf(msg, msg_size, "scan start must not be after scan end");
         return BS_ERR_INVALID_ARGUMENT;

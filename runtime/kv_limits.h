@@ -15,6 +15,9 @@
 #define KV_KEY_BYTES_MAX 4096
 /* A value is 0 to KV_VALUE_BYTES_MAX bytes. */
 #define KV_VALUE_BYTES_MAX (1024 * 1024)
+/* Scan bounds may be one byte longer than a key, so that a page can always
+ * continue from its last key followed by a 0x00 byte. */
+#define KV_SCAN_BOUND_BYTES_MAX (KV_KEY_BYTES_MAX + 1)
 /* A scan returns at most this many pairs per call. */
 #define KV_SCAN_LIMIT_MAX 10000
 /* A scan whose limit is 0 returns at most this many pairs. */

@@ -125,6 +125,11 @@ static void test_bad_endpoint_lists_are_refused(void) {
         strcat(many, i ? ",h:1" : "h:1");
     CU_ASSERT_PTR_NULL(basalt_client_open(many, 0, why, sizeof(why)));
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "more than"));
+    CU_ASSERT_PTR_NULL(basalt_client_open("127.0.0.1:99999", 0, why, sizeof(why)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "65535"));
+    CU_ASSERT_PTR_NULL(basalt_client_open("127.0.0.1", 0, why, sizeof(why)));
+    CU_ASSERT_PTR_NULL(basalt_client_open("127.0.0.1:0", 0, why, sizeof(why)));
+    CU_ASSERT_PTR_NULL(basalt_client_open("127.0.0.1:80x", 0, why, sizeof(why)));
 }
 
 int main(void) {

@@ -67,12 +67,13 @@ class Node:
         self.log_path = os.path.join(data_dir + ".log")
         self.proc = None
         self.port = None
+        self.extra_args = []
 
     def start(self):
         log = open(self.log_path, "a")
         offset = log.tell()
         self.proc = subprocess.Popen(
-            [KVNODE, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir],
+            [KVNODE, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir] + self.extra_args,
             stderr=log, stdout=log)
         log.close()
         self.port = self._wait_for_port(offset)
@@ -188,7 +189,8 @@ class KvnodeTest(unittest.TestCase):
         self.assertIn(b"key not found", out.stderr)
 
     def test_kvctl_usage_error_exits_2(self):
-        self.assertEqual(kvctl(self.node.endpoint, "put", "only-key").returncode, 2)
+        self.assertEqual(kvctl(self.node.endpoint, "put").returncode, 2)
+        self.assertEqual(kvctl(self.node.endpoint, "put", "k", "v", "extra").returncode, 2)
         self.assertEqual(kvctl(self.node.endpoint, "frobnicate").returncode, 2)
         self.assertEqual(kvctl(self.node.endpoint, "get", "k", "--consistency", "weak").returncode, 2)
         self.assertEqual(kvctl(self.node.endpoint, "put", "k", "v", "--limit", "3").returncode, 2)
@@ -231,6 +233,32 @@ class KvnodeTest(unittest.TestCase):
         self.assertIn(b"more", out.stderr)
         self.assertEqual(kvctl(self.node.endpoint, "del", "a").stdout, b"1\n")
         self.assertEqual(kvctl(self.node.endpoint, "del", "a").stdout, b"0\n")
+
+    def test_kvctl_put_reads_value_from_stdin(self):
+        value = bytes(range(256)) * 1000  # binary, and too long for a command line
+        out = subprocess.run([KVCTL, "--endpoints", self.node.endpoint, "put", "blob"],
+                             input=value, capture_output=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.client.get(b"blob").value, value)
+        out = subprocess.run([KVCTL, "--endpoints", self.node.endpoint, "put", "huge"],
+                             input=b"x" * (VALUE_BYTES_MAX + 10), capture_output=True)
+        self.assertEqual(out.returncode, 3)
+        self.assertIn(b"value", out.stderr)
+        self.assertFalse(self.client.get(b"huge").found)
+
+    def test_kvctl_scan_after_continues_a_page(self):
+        for k in ["s1", "s2", "s3"]:
+            kvctl(self.node.endpoint, "put", k, "v")
+        out = kvctl(self.node.endpoint, "scan", "s", "--limit", "2")
+        self.assertEqual(out.stdout, b"s1\tv\ns2\tv\n")
+        self.assertIn(b"--after", out.stderr)
+        out = kvctl(self.node.endpoint, "scan", "--after", "s2")
+        self.assertEqual(out.stdout, b"s3\tv\n")
+
+    def test_kvctl_bad_endpoint_is_usage_error(self):
+        for endpoint in ["127.0.0.1:99999", "127.0.0.1", "127.0.0.1:1,,127.0.0.1:2"]:
+            out = subprocess.run([KVCTL, "--endpoints", endpoint, "get", "a"], capture_output=True)
+            self.assertEqual(out.returncode, 2, endpoint)
 
     def test_kvctl_help_on_every_command(self):
         for cmd in ["put", "get", "del", "scan", "health"]:
@@ -287,7 +315,7 @@ class KvnodeTest(unittest.TestCase):
         code = grpc.StatusCode.INVALID_ARGUMENT
         self.assert_status(code, self.client.scan, b"", b"", SCAN_LIMIT_MAX + 1, contains="limit")
         self.assert_status(code, self.client.scan, b"b", b"a", contains="start")
-        self.assert_status(code, self.client.scan, b"x" * (KEY_BYTES_MAX + 1))
+        self.assert_status(code, self.client.scan, b"x" * (KEY_BYTES_MAX + 2))
         self.assertEqual(len(self.client.scan(limit=SCAN_LIMIT_MAX).kvs), 0)
         self.assert_still_serving()
 
@@ -321,6 +349,18 @@ class KvnodeTest(unittest.TestCase):
     def test_unknown_method_is_unimplemented(self):
         call = self.client.channel.unary_unary("/basalt.v1.KV/Frobnicate")
         self.assert_status(grpc.StatusCode.UNIMPLEMENTED, call, b"")
+
+    def test_scan_pages_past_keys_of_maximum_length(self):
+        for c in b"abc":
+            self.client.put(b"p" + bytes([c]) * (KEY_BYTES_MAX - 1), b"v")
+        seen, start = [], b"p"
+        while True:
+            page = self.client.scan(start=start, end=b"q", limit=1)
+            seen += [kv.key[1:2] for kv in page.kvs]
+            if not page.more:
+                break
+            start = page.kvs[-1].key + b"\x00"
+        self.assertEqual(seen, [b"a", b"b", b"c"])
 
     def test_scan_is_ordered_bytewise_with_bounds(self):
         keys = [b"\xff", b"a\x00", b"a", b"B", b"ab", b"\x00", b"a\xff"]
@@ -370,6 +410,27 @@ class KvnodeTest(unittest.TestCase):
         self.client = Client(self.node.endpoint)
         for key, value in acked.items():
             self.assertEqual(self.client.get(key).value, value, key)
+
+    def test_writes_refused_when_disk_reserve_reached(self):
+        self.client.put(b"before", b"1")
+        self.client.close()
+        self.node.stop()
+        # No disk here has 512 TiB free: every write now eats into the reserve.
+        self.node.extra_args = ["--disk-reserve-mb", str(1 << 29)]
+        self.node.start()
+        self.client = Client(self.node.endpoint)
+        self.assert_status(grpc.StatusCode.RESOURCE_EXHAUSTED, self.client.put, b"after", b"2",
+                           contains="disk")
+        self.assertEqual(self.client.get(b"before").value, b"1")
+        self.assertFalse(self.client.get(b"after").found)
+
+    def test_bad_kvnode_flags_exit_2(self):
+        for args in (["--listen", "127.0.0.1:99999"], ["--listen", "nowhere"],
+                     ["--rpc-threads", "4294967297"], ["--rpc-threads", "0"],
+                     ["--disk-reserve-mb", "-1"], ["--log-level", "loud"], ["extra"]):
+            out = subprocess.run([KVNODE, "--data-dir", os.path.join(self.dir, "unused")] + args,
+                                 capture_output=True)
+            self.assertEqual(out.returncode, 2, args)
 
     def test_second_node_on_same_data_dir_fails_to_start(self):
         other = Node(self.node.data_dir)

@@ -173,6 +173,20 @@ static void test_second_open_of_same_dir_fails(void) {
     CU_ASSERT_EQUAL(kvs_put(store, "still", 5, "ok", 2), 0);
 }
 
+static void test_writes_refused_when_disk_reserve_reached(void) {
+    bool existed;
+
+    /* No file system here has an exabyte free: every write hits the reserve. */
+    kvs_set_disk_reserve(store, 1ull << 60);
+    CU_ASSERT_EQUAL(kvs_put(store, "r", 1, "v", 1), BS_ERR_RESOURCE_EXHAUSTED);
+    CU_ASSERT_EQUAL(kvs_delete(store, "r", 1, &existed), BS_ERR_RESOURCE_EXHAUSTED);
+    expect_value("r", 1, NULL, 0);
+    /* Below the reserve again, writes go through. */
+    kvs_set_disk_reserve(store, 0);
+    CU_ASSERT_EQUAL(kvs_put(store, "r", 1, "v", 1), 0);
+    expect_value("r", 1, "v", 1);
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"put_then_get_returns_value", test_put_then_get_returns_value},
@@ -185,6 +199,7 @@ int main(void) {
         {"scan_stops_with_callback_code", test_scan_stops_with_callback_code},
         {"data_survives_reopen", test_data_survives_reopen},
         {"second_open_of_same_dir_fails", test_second_open_of_same_dir_fails},
+        {"writes_refused_when_disk_reserve_reached", test_writes_refused_when_disk_reserve_reached},
         CU_TEST_INFO_NULL,
     };
     return cunit_run_suite("kvnode_store", tests, setup, teardown);

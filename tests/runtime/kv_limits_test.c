@@ -94,10 +94,13 @@ static void test_scan_bounds(void) {
     /* Empty end: to the end of the keyspace. */
     req.end = (ProtobufCBinaryData){0, NULL};
     CU_ASSERT_EQUAL(kv_check_scan(&req, &limit, msg, sizeof(msg)), 0);
+    /* A bound may be a maximal key plus the 0x00 that continues after it. */
     req.start = bytes_of(KV_KEY_BYTES_MAX + 1);
+    CU_ASSERT_EQUAL(kv_check_scan(&req, &limit, msg, sizeof(msg)), 0);
+    req.start = bytes_of(KV_SCAN_BOUND_BYTES_MAX + 1);
     CU_ASSERT_EQUAL(kv_check_scan(&req, &limit, msg, sizeof(msg)), BS_ERR_INVALID_ARGUMENT);
     req.start = bytes_of(0);
-    req.end = bytes_of(KV_KEY_BYTES_MAX + 1);
+    req.end = bytes_of(KV_SCAN_BOUND_BYTES_MAX + 1);
     CU_ASSERT_EQUAL(kv_check_scan(&req, &limit, msg, sizeof(msg)), BS_ERR_INVALID_ARGUMENT);
 }
 

@@ -94,6 +94,10 @@ static int kvctl_apply_flag(kvctl_args *a, int opt, const char *value, char *why
         if (kvctl_parse_limit(value, &a->limit) == 0)
             return 0;
         break;
+    case 'a':
+        a->flags_given |= KVCTL_FLAG_AFTER;
+        a->after = true;
+        return 0;
     case 'h':
         a->help = true;
         return 0;
@@ -109,6 +113,14 @@ static int kvctl_apply_flag(kvctl_args *a, int opt, const char *value, char *why
     return -1;
 }
 
+const char *kvctl_flag_name(unsigned flag) {
+    if (flag & KVCTL_FLAG_CONSISTENCY)
+        return "--consistency";
+    if (flag & KVCTL_FLAG_LIMIT)
+        return "--limit";
+    return "--after";
+}
+
 int kvctl_parse_args(int argc, char **argv, kvctl_args *a, char *why, size_t why_size) {
     static const struct option options[] = {
         {"endpoints", required_argument, NULL, 'e'},
@@ -116,6 +128,7 @@ int kvctl_parse_args(int argc, char **argv, kvctl_args *a, char *why, size_t why
         {"timeout", required_argument, NULL, 't'},
         {"consistency", required_argument, NULL, 'c'},
         {"limit", required_argument, NULL, 'l'},
+        {"after", no_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

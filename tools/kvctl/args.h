@@ -27,6 +27,7 @@ typedef enum { KVCTL_OUTPUT_TABLE, KVCTL_OUTPUT_JSON } kvctl_output;
 enum {
     KVCTL_FLAG_CONSISTENCY = 1 << 0,
     KVCTL_FLAG_LIMIT = 1 << 1,
+    KVCTL_FLAG_AFTER = 1 << 2,
 };
 
 typedef struct {
@@ -40,7 +41,11 @@ typedef struct {
     unsigned flags_given; /* KVCTL_FLAG_* seen on the line */
     Basalt__V1__Consistency consistency;
     uint32_t limit;
+    bool after; /* scan: START itself is excluded */
 } kvctl_args;
+
+/* "--consistency", ... for one KVCTL_FLAG_* bit. */
+const char *kvctl_flag_name(unsigned flag);
 
 /* Parses argv (which getopt may reorder). Returns 0, or -1 with a message in
  * `why` for a usage error. Environment: BASALT_ENDPOINTS is the default of

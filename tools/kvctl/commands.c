@@ -2,8 +2,10 @@
 #include "tools/kvctl/commands.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "runtime/kv_limits.h"
 #include "runtime/error.h"
 #include "tools/kvctl/output.h"
 
@@ -21,11 +23,50 @@ static int kvctl_done(int json_rc) {
     return KVCTL_EXIT_OK;
 }
 
-static int kvctl_put(basalt_client *client, const kvctl_args *a) {
-    const char *key = a->positionals[0], *value = a->positionals[1];
-    rpc_status st;
+/* Reads all of stdin, up to one byte past the largest value (so the server
+ * refuses an oversized one with its own message). NULL when reading fails. */
+static char *kvctl_read_stdin(size_t *len) {
+    size_t cap = KV_VALUE_BYTES_MAX + 1;
+    char *buf = malloc(cap);
 
-    if (basalt_put(client, key, strlen(key), value, strlen(value), &st) != 0)
+    *len = 0;
+    if (buf == NULL)
+        return NULL;
+    while (*len < cap) {
+        size_t n = fread(buf + *len, 1, cap - *len, stdin);
+        if (n == 0)
+            break;
+        *len += n;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int kvctl_put(basalt_client *client, const kvctl_args *a) {
+    const char *key = a->positionals[0];
+    char *from_stdin = NULL;
+    const char *value;
+    size_t value_len;
+    rpc_status st;
+    int rc;
+
+    /* Without VALUE, as with etcdctl, the value is read from stdin. */
+    if (a->positional_count == 2) {
+        value = a->positionals[1];
+        value_len = strlen(value);
+    } else {
+        value = from_stdin = kvctl_read_stdin(&value_len);
+        if (value == NULL) {
+            fprintf(stderr, "kvctl put: cannot read the value from stdin\n");
+            return KVCTL_EXIT_FAILED;
+        }
+    }
+    rc = basalt_put(client, key, strlen(key), value, value_len, &st);
+    free(from_stdin);
+    if (rc != 0)
         return kvctl_fail("put", &st);
     if (a->output == KVCTL_OUTPUT_JSON)
         return kvctl_done(output_json(json_pack("{s:b}", "ok", 1)));
@@ -89,8 +130,10 @@ static int kvctl_scan(basalt_client *client, const kvctl_args *a) {
     rpc_status st;
     int rc = KVCTL_EXIT_OK;
 
+    /* --after: start just past START, at START followed by a 0x00 byte (the
+     * argument's own terminating NUL). */
     req.start.data = (uint8_t *)a->positionals[0];
-    req.start.len = strlen(a->positionals[0]);
+    req.start.len = strlen(a->positionals[0]) + (a->after ? 1 : 0);
     if (a->positional_count > 1) {
         req.end.data = (uint8_t *)a->positionals[1];
         req.end.len = strlen(a->positionals[1]);
@@ -109,7 +152,8 @@ static int kvctl_scan(basalt_client *client, const kvctl_args *a) {
             output_bytes(resp->kvs[i]->value.data, resp->kvs[i]->value.len, "\n");
         }
         if (resp->more)
-            fprintf(stderr, "(more keys follow: scan again from just after the last key)\n");
+            fprintf(stderr,
+                    "(more keys follow: continue with kvctl scan --after LAST_KEY [END])\n");
     }
     basalt_response_free(resp);
     return rc;
@@ -127,15 +171,18 @@ static int kvctl_health(basalt_client *client, const kvctl_args *a) {
 }
 
 static const kvctl_command kvctl_commands[] = {
-    {"put", "KEY VALUE", "store VALUE under KEY (durably, before answering)", 2, 2, 0, kvctl_put},
+    {"put", "KEY [VALUE]",
+     "store VALUE under KEY, durably before answering; without VALUE, read it from stdin", 1, 2, 0,
+     kvctl_put},
     {"get", "KEY [--consistency strong|eventual]",
      "print the value of KEY; exit 1 with 'key not found' when it is missing", 1, 1,
      KVCTL_FLAG_CONSISTENCY, kvctl_get},
     {"del", "KEY", "delete KEY; print 1 if it existed, 0 if not", 1, 1, 0, kvctl_del},
-    {"scan", "START [END] [--limit N] [--consistency strong|eventual]",
-     "print the pairs with START <= key < END (no END: to the end), in key order; "
-     "at most N (default 1000, max 10000)",
-     1, 2, KVCTL_FLAG_CONSISTENCY | KVCTL_FLAG_LIMIT, kvctl_scan},
+    {"scan", "START [END] [--limit N] [--after] [--consistency strong|eventual]",
+     "print the pairs with START <= key < END (no END: to the end), in key order, one per line "
+     "as KEY<TAB>VALUE; at most N (default 1000, max 10000); --after leaves out START itself, "
+     "to continue a scan from its last key",
+     1, 2, KVCTL_FLAG_CONSISTENCY | KVCTL_FLAG_LIMIT | KVCTL_FLAG_AFTER, kvctl_scan},
     {"health", "", "ask the endpoint whether it is serving", 0, 0, 0, kvctl_health},
 };
 

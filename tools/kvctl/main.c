@@ -26,8 +26,7 @@ static int kvctl_check_command(const kvctl_command *cmd, const kvctl_args *a, ch
         return -1;
     }
     if (stray != 0) {
-        snprintf(why, why_size, "%s does not take --%s", cmd->name,
-                 stray & KVCTL_FLAG_CONSISTENCY ? "consistency" : "limit");
+        snprintf(why, why_size, "%s does not take %s", cmd->name, kvctl_flag_name(stray));
         return -1;
     }
     return 0;
