@@ -219,8 +219,7 @@ int raft_push_read_state(raft *r, uint64_t request_id, raft_index_t index, int e
 
 /* ---- membership.c ---- */
 
-int raft_conf_change_encode(const raft_conf_change *cc, uint8_t *buf, uint32_t cap,
-                            uint32_t *len);
+int raft_conf_change_encode(const raft_conf_change *cc, uint8_t *buf, uint32_t cap, uint32_t *len);
 void raft_maybe_auto_leave_joint(raft *r);
 
 /* ---- transfer.c ---- */

@@ -122,9 +122,10 @@ int raft_handle_vote_request(raft *r, const raft_msg *m) {
         r->election_elapsed = 0;
         r->vote = m->from;
     }
-    raft_logf(r, RAFT_LOG_DEBUG, "%s %s of %llu (its last %llu/%llu)", grant ? "granted" : "refused",
-              raft_msg_type_name(m->type), (unsigned long long)m->from,
-              (unsigned long long)m->log_term, (unsigned long long)m->index);
+    raft_logf(r, RAFT_LOG_DEBUG, "%s %s of %llu (its last %llu/%llu)",
+              grant ? "granted" : "refused", raft_msg_type_name(m->type),
+              (unsigned long long)m->from, (unsigned long long)m->log_term,
+              (unsigned long long)m->index);
     /* The vote (and term) reach disk before this reply leaves: raft_send
      * queues a non-leader's messages until the batch is persisted. */
     return raft_send(r, &resp);

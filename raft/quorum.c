@@ -53,7 +53,8 @@ static raft_vote_result raft_majority_vote(const raft_id_t *ids, uint32_t n,
 raft_vote_result raft_quorum_vote(const raft_conf_state *c, int (*granted)(void *, raft_id_t),
                                   void *ctx) {
     raft_vote_result in = raft_majority_vote(c->voters, c->n_voters, granted, ctx);
-    raft_vote_result out = raft_majority_vote(c->voters_outgoing, c->n_voters_outgoing, granted, ctx);
+    raft_vote_result out =
+        raft_majority_vote(c->voters_outgoing, c->n_voters_outgoing, granted, ctx);
 
     if (in == RAFT_VOTE_WON && out == RAFT_VOTE_WON)
         return RAFT_VOTE_WON;
@@ -83,7 +84,8 @@ static raft_index_t raft_majority_committed(const raft_id_t *ids, uint32_t n,
 raft_index_t raft_quorum_committed(const raft_conf_state *c,
                                    raft_index_t (*match)(void *, raft_id_t), void *ctx) {
     raft_index_t in = raft_majority_committed(c->voters, c->n_voters, match, ctx);
-    raft_index_t out = raft_majority_committed(c->voters_outgoing, c->n_voters_outgoing, match, ctx);
+    raft_index_t out =
+        raft_majority_committed(c->voters_outgoing, c->n_voters_outgoing, match, ctx);
     raft_index_t committed = in < out ? in : out;
     return committed == UINT64_MAX ? 0 : committed;
 }

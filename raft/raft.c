@@ -28,8 +28,8 @@ const char *raft_err_message(int code) {
 
 const char *raft_msg_type_name(raft_msg_type type) {
     static const char *const names[RAFT_MSG_TYPE_COUNT_] = {
-        "append",    "append_resp",    "vote",     "vote_resp",   "pre_vote",
-        "pre_vote_resp", "heartbeat",  "heartbeat_resp", "snapshot", "timeout_now",
+        "append",        "append_resp", "vote",           "vote_resp", "pre_vote",
+        "pre_vote_resp", "heartbeat",   "heartbeat_resp", "snapshot",  "timeout_now",
     };
     return (unsigned)type < RAFT_MSG_TYPE_COUNT_ ? names[type] : "unknown";
 }
@@ -391,8 +391,8 @@ static bool raft_step_higher_term(raft *r, const raft_msg *m) {
         return true; /* never change term for a pre-vote */
     if (m->type == RAFT_MSG_PRE_VOTE_RESP && !m->reject)
         return true; /* pre-vote grants carry our own future term */
-    bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-                       m->type == RAFT_MSG_SNAPSHOT;
+    bool from_leader =
+        m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_SNAPSHOT;
     raft_become_follower(r, m->term, from_leader ? m->from : RAFT_NONE);
     return true;
 }

@@ -47,15 +47,15 @@ typedef uint64_t raft_index_t; /* position in the log, from 1 */
 /* Error codes; every call that can fail returns 0 or one of these. */
 typedef enum {
     RAFT_OK = 0,
-    RAFT_ERR_NOT_LEADER,       /* only the leader can do this; see raft_leader() */
-    RAFT_ERR_PROPOSAL_DROPPED, /* leader transfer in progress, or too many uncommitted bytes */
+    RAFT_ERR_NOT_LEADER,          /* only the leader can do this; see raft_leader() */
+    RAFT_ERR_PROPOSAL_DROPPED,    /* leader transfer in progress, or too many uncommitted bytes */
     RAFT_ERR_CONF_CHANGE_PENDING, /* one membership change is already in flight */
-    RAFT_ERR_INVALID,          /* the request breaks a rule (bad member, bad config) */
-    RAFT_ERR_BUSY,             /* a bounded queue is full; try again later */
-    RAFT_ERR_READ_DROPPED,     /* leadership changed before the read was confirmed */
-    RAFT_ERR_COMPACTED,        /* storage: the entry was compacted away */
-    RAFT_ERR_UNAVAILABLE,      /* storage: the entry is not there (yet) */
-    RAFT_ERR_CORRUPT,          /* storage or a message holds impossible data */
+    RAFT_ERR_INVALID,             /* the request breaks a rule (bad member, bad config) */
+    RAFT_ERR_BUSY,                /* a bounded queue is full; try again later */
+    RAFT_ERR_READ_DROPPED,        /* leadership changed before the read was confirmed */
+    RAFT_ERR_COMPACTED,           /* storage: the entry was compacted away */
+    RAFT_ERR_UNAVAILABLE,         /* storage: the entry is not there (yet) */
+    RAFT_ERR_CORRUPT,             /* storage or a message holds impossible data */
     RAFT_ERR_NOMEM,
     RAFT_ERR_COUNT_
 } raft_err;

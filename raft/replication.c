@@ -155,8 +155,8 @@ int raft_handle_append(raft *r, const raft_msg *m) {
         resp.index = r->log.committed;
         return raft_send(r, &resp);
     }
-    rc = raft_log_maybe_append(&r->log, m->index, m->log_term, m->commit, m->entries,
-                               m->n_entries, &ok, &last_new);
+    rc = raft_log_maybe_append(&r->log, m->index, m->log_term, m->commit, m->entries, m->n_entries,
+                               &ok, &last_new);
     if (rc != RAFT_OK) {
         raft_logf(r, RAFT_LOG_ERROR, "append from %llu at %llu failed: %s",
                   (unsigned long long)m->from, (unsigned long long)m->index, raft_err_message(rc));
@@ -170,8 +170,8 @@ int raft_handle_append(raft *r, const raft_msg *m) {
 
     /* Fast back-off: name the last index whose term is no later than the
      * leader's term at m->index, so the leader skips a whole term at once. */
-    raft_index_t hint = m->index < raft_log_last_index(&r->log) ? m->index
-                                                                 : raft_log_last_index(&r->log);
+    raft_index_t hint =
+        m->index < raft_log_last_index(&r->log) ? m->index : raft_log_last_index(&r->log);
     resp.reject = true;
     resp.index = m->index;
     resp.reject_hint = raft_log_find_conflict_by_term(&r->log, hint, m->log_term, &resp.hint_term);
