@@ -501,3 +501,15 @@ raft_index_t raft_last_index(const raft *r) {
 raft_index_t raft_applied_index(const raft *r) {
     return r->log.applied;
 }
+
+int raft_term_at(const raft *r, raft_index_t i, raft_term_t *term) {
+    return raft_log_term(&r->log, i, term);
+}
+
+const raft_conf_state *raft_conf(const raft *r) {
+    return &r->conf;
+}
+
+raft_id_t raft_transferee(const raft *r) {
+    return r->lead_transferee;
+}

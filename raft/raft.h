@@ -299,6 +299,13 @@ raft_term_t raft_term(const raft *r);
 raft_index_t raft_commit_index(const raft *r);
 raft_index_t raft_last_index(const raft *r);
 raft_index_t raft_applied_index(const raft *r);
+/* The term of entry i of this node's log (persisted or not); RAFT_ERR_COMPACTED
+ * or RAFT_ERR_UNAVAILABLE when the log does not hold it. */
+int raft_term_at(const raft *r, raft_index_t i, raft_term_t *term);
+/* The membership in force. */
+const raft_conf_state *raft_conf(const raft *r);
+/* The member leadership is being handed to, or RAFT_NONE. */
+raft_id_t raft_transferee(const raft *r);
 const char *raft_role_name(raft_role role);
 
 /* Frees an array of entries with their data. */
