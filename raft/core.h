@@ -100,6 +100,7 @@ bool raft_pr_maybe_update(raft_progress *pr, raft_index_t index);
 bool raft_pr_maybe_decr_to(raft_progress *pr, raft_index_t rejected, raft_index_t match_hint);
 void raft_pr_inflight_add(raft_progress *pr, raft_index_t last);
 void raft_pr_inflight_free_to(raft_progress *pr, raft_index_t index);
+void raft_pr_inflight_free_first(raft_progress *pr);
 const char *raft_pr_state_name(raft_pr_state state);
 
 /* ---- quorum.c ---- */

@@ -102,6 +102,13 @@ void raft_pr_inflight_add(raft_progress *pr, raft_index_t last) {
     pr->inflight_count++;
 }
 
+void raft_pr_inflight_free_first(raft_progress *pr) {
+    if (pr->inflight_count > 0) {
+        pr->inflight_start = (pr->inflight_start + 1) % pr->inflight_cap;
+        pr->inflight_count--;
+    }
+}
+
 void raft_pr_inflight_free_to(raft_progress *pr, raft_index_t index) {
     while (pr->inflight_count > 0 && pr->inflight[pr->inflight_start] <= index) {
         pr->inflight_start = (pr->inflight_start + 1) % pr->inflight_cap;

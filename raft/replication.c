@@ -271,6 +271,11 @@ int raft_handle_heartbeat_response(raft *r, const raft_msg *m) {
         return RAFT_OK;
     pr->recent_active = true;
     pr->probe_sent = false;
+    /* A full window whose appends were lost would stall forever: the member
+     * is alive, so let one more append go (it is rejected if it does not
+     * fit, and the leader probes back). */
+    if (pr->state == RAFT_PR_REPLICATE && pr->inflight_count == pr->inflight_cap)
+        raft_pr_inflight_free_first(pr);
     if (pr->match < raft_log_last_index(&r->log))
         raft_maybe_send_append(r, m->from, true);
     if (m->context > pr->read_ack) {

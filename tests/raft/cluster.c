@@ -107,6 +107,7 @@ void cluster_crash(cluster *c, raft_id_t id) {
     (void)c;
     /* The pending batch's memory belongs to the raft being freed. */
     node->ready_pending = false;
+    node->n_snapshot_reports = 0;
     raft_free(node->r);
     node->r = NULL;
 }
@@ -135,9 +136,36 @@ static int cluster_copy_msg(raft_msg *dst, const raft_msg *src) {
     return 0;
 }
 
+/* The sender's host learns how sending a snapshot ended (as Basalt's
+ * transport reports it), once the sender is between ready batches. */
+static void cluster_snapshot_outcome(cluster *c, raft_id_t from, raft_id_t to, bool ok) {
+    cluster_node *n = cluster_node_of(c, from);
+
+    if (n->r == NULL)
+        return;
+    if (!n->ready_pending) {
+        raft_report_snapshot(n->r, to, ok);
+        return;
+    }
+    if (n->n_snapshot_reports < (int)(sizeof(n->snapshot_to) / sizeof(n->snapshot_to[0]))) {
+        n->snapshot_to[n->n_snapshot_reports] = to;
+        n->snapshot_ok[n->n_snapshot_reports++] = ok;
+    }
+}
+
+static void cluster_flush_snapshot_reports(cluster_node *n) {
+    for (int i = 0; i < n->n_snapshot_reports; i++)
+        raft_report_snapshot(n->r, n->snapshot_to[i], n->snapshot_ok[i]);
+    n->n_snapshot_reports = 0;
+}
+
 void cluster_enqueue(cluster *c, const raft_msg *m, uint64_t at) {
-    if (c->cut[m->from][m->to] || c->n_msgs == CLUSTER_MSGS_MAX)
-        return; /* lost on the way */
+    if (c->cut[m->from][m->to] || c->n_msgs == CLUSTER_MSGS_MAX) {
+        /* Lost on the way. */
+        if (m->type == RAFT_MSG_SNAPSHOT)
+            cluster_snapshot_outcome(c, m->from, m->to, false);
+        return;
+    }
     cluster_copy_msg(&c->msgs[c->n_msgs].msg, m);
     c->msgs[c->n_msgs].deliver_at = at;
     c->n_msgs++;
@@ -149,8 +177,11 @@ void cluster_deliver(cluster *c, size_t k) {
 
     c->msgs[k] = c->msgs[--c->n_msgs];
     to = cluster_raft(c, m.to);
-    if (to != NULL && !c->cut[m.from][m.to])
+    bool arrived = to != NULL && !c->cut[m.from][m.to];
+    if (arrived)
         raft_step(to, &m);
+    if (m.type == RAFT_MSG_SNAPSHOT)
+        cluster_snapshot_outcome(c, m.from, m.to, arrived);
     cluster_msg_free(&m);
 }
 
@@ -246,6 +277,7 @@ void cluster_ready_finish(cluster *c, cluster_node *node) {
     }
     node->ready_pending = false;
     raft_advance(node->r, rd);
+    cluster_flush_snapshot_reports(node);
 }
 
 void cluster_handle_ready(cluster *c, cluster_node *node) {
@@ -271,9 +303,15 @@ void cluster_check_leaders(cluster *c) {
                                   (unsigned long long)raft_id(r));
             }
         }
-        /* Leader completeness: it holds every committed entry. */
-        for (raft_index_t k = c->n_committed; k >= 1; k--) {
+        /* Leader completeness (Raft paper 5.4): it holds every entry committed
+         * in earlier terms. A deposed leader that has not heard of its
+         * successor's term yet need not hold what that successor commits. */
+        int checked = 0;
+        for (raft_index_t k = c->n_committed; k >= 1 && checked < 64; k--) {
             raft_term_t t;
+            if (c->committed[k].term >= term)
+                continue;
+            checked++;
             int rc = raft_term_at(r, k, &t);
             if (rc == RAFT_ERR_COMPACTED)
                 break; /* covered by its snapshot */
@@ -283,8 +321,6 @@ void cluster_check_leaders(cluster *c) {
                                   (unsigned long long)k);
                 break;
             }
-            if (c->n_committed - k > 64)
-                break; /* the tail is where a loss shows; keep checks cheap */
         }
     }
 }
@@ -310,8 +346,11 @@ void cluster_stabilize(cluster *c, int max_rounds) {
             memmove(c->msgs, c->msgs + 1, (c->n_msgs - 1) * sizeof(*c->msgs));
             c->n_msgs--;
             raft *to = cluster_raft(c, m.to);
-            if (to != NULL && !c->cut[m.from][m.to])
+            bool arrived = to != NULL && !c->cut[m.from][m.to];
+            if (arrived)
                 raft_step(to, &m);
+            if (m.type == RAFT_MSG_SNAPSHOT)
+                cluster_snapshot_outcome(c, m.from, m.to, arrived);
             cluster_msg_free(&m);
         }
         if (!moved)

@@ -44,6 +44,10 @@ typedef struct {
     /* Half-done ready batch (simulator crash window), if any. */
     bool ready_pending;
     raft_ready pending;
+    /* How snapshots this node sent ended, to report once it is idle. */
+    raft_id_t snapshot_to[CLUSTER_NODES_MAX * 4];
+    bool snapshot_ok[CLUSTER_NODES_MAX * 4];
+    int n_snapshot_reports;
 } cluster_node;
 
 typedef struct {
