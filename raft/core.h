@@ -156,7 +156,6 @@ struct raft {
 
     raft_id_t lead_transferee;
     raft_index_t pending_conf_index;
-    bool auto_leave_pending;
     uint64_t uncommitted_bytes;
 
     raft_msg_queue msgs;       /* leader messages: may go before persisting */

@@ -118,6 +118,9 @@ int raft_handle_vote_request(raft *r, const raft_msg *m) {
     /* A grant answers in the asker's term; a refusal in ours, so a lagging
      * asker learns the newer term. */
     resp.term = grant ? m->term : r->term;
+    /* Our commit index travels along (see raft_learn_commit). */
+    resp.commit = r->log.committed;
+    resp.log_term = raft_log_term_or_zero(&r->log, r->log.committed);
     if (grant && !pre) {
         r->election_elapsed = 0;
         r->vote = m->from;
@@ -131,9 +134,24 @@ int raft_handle_vote_request(raft *r, const raft_msg *m) {
     return raft_send(r, &resp);
 }
 
+/* Commitment is a fact about the group, so any member may teach it: if our
+ * log holds the voter's committed entry (same index and term, hence the same
+ * history by log matching), that entry is committed here too. Without this a
+ * candidate can be stuck on a stale membership: say a leader committed a
+ * change that made it a learner, stepped down, and holds later entries no one
+ * else has. The remaining voter does not know the change committed, so it
+ * campaigns in the old joint membership and needs the learner's vote, which
+ * the learner refuses (its log is longer). Learning the commit index here
+ * lets the candidate apply the change and win in the new membership. */
+static void raft_learn_commit(raft *r, const raft_msg *m) {
+    if (m->commit > r->log.committed && raft_log_match_term(&r->log, m->commit, m->log_term))
+        raft_log_commit_to(&r->log, m->commit);
+}
+
 int raft_handle_vote_response(raft *r, const raft_msg *m) {
     bool pre = r->role == RAFT_PRE_CANDIDATE;
 
+    raft_learn_commit(r, m);
     if ((pre && m->type != RAFT_MSG_PRE_VOTE_RESP) || (!pre && m->type != RAFT_MSG_VOTE_RESP))
         return RAFT_OK;
     switch (raft_poll(r, m->from, !m->reject)) {

@@ -7,8 +7,10 @@
  * A configuration takes effect when its entry is applied (the host calls
  * raft_apply_conf_change), not when it is appended. That is safe because only
  * one change is in flight at a time (pending_conf_index) and a node with a
- * committed but unapplied change does not campaign (election.c). The leader
- * proposes the leave-joint entry by itself once it applied the enter-joint one.
+ * committed but unapplied change does not campaign (election.c). Whoever leads
+ * while the group is joint, with no change in flight, proposes the leave-joint
+ * entry by itself (raft_maybe_auto_leave_joint, after each ready batch), so a
+ * leader change in the middle never leaves the group joint.
  *
  * Wire format of a conf change entry: version byte (1), change count byte,
  * then per change a type byte and an 8-byte little-endian member id.
@@ -153,7 +155,7 @@ int raft_propose_conf_change(raft *r, const raft_conf_change *cc, raft_index_t *
     return rc;
 }
 
-static void raft_after_conf_change(raft *r, bool entered_joint) {
+static void raft_after_conf_change(raft *r) {
     if (r->role != RAFT_LEADER)
         return;
     if (!raft_conf_is_voter(&r->conf, r->id)) {
@@ -164,7 +166,6 @@ static void raft_after_conf_change(raft *r, bool entered_joint) {
     }
     if (r->lead_transferee != RAFT_NONE && !raft_conf_is_voter(&r->conf, r->lead_transferee))
         raft_abort_transfer(r);
-    r->auto_leave_pending = entered_joint;
     /* A different quorum may commit more now, and new members need the log
      * either way. */
     raft_maybe_commit(r);
@@ -196,7 +197,7 @@ int raft_apply_conf_change(raft *r, const raft_entry *entry, raft_conf_state *co
     raft_logf(r, RAFT_LOG_INFO, "membership at %llu: %u voters, %u outgoing, %u learners",
               (unsigned long long)entry->index, r->conf.n_voters, r->conf.n_voters_outgoing,
               r->conf.n_learners);
-    raft_after_conf_change(r, cc.n_changes > 0);
+    raft_after_conf_change(r);
     *conf = r->conf;
     return RAFT_OK;
 }
@@ -205,8 +206,8 @@ void raft_maybe_auto_leave_joint(raft *r) {
     raft_conf_change leave = {.n_changes = 0};
     raft_index_t index;
 
-    if (!r->auto_leave_pending || r->role != RAFT_LEADER || !raft_conf_is_joint(&r->conf))
+    if (r->role != RAFT_LEADER || !raft_conf_is_joint(&r->conf) ||
+        r->pending_conf_index > r->log.applied || r->lead_transferee != RAFT_NONE)
         return;
-    if (raft_propose_conf_change(r, &leave, &index) == RAFT_OK)
-        r->auto_leave_pending = false;
+    raft_propose_conf_change(r, &leave, &index);
 }

@@ -183,11 +183,44 @@ static void sim_partition(sim *s) {
 }
 
 static void sim_compact(sim *s, cluster_node *n) {
+    (void)s;
     if (n->r == NULL || n->ready_pending || n->applied < 4)
         return;
-    /* Keep a few entries so that both snapshots and plain appends happen. */
-    raft_index_t at = n->applied - sim_below(s, 3);
-    memory_storage_snapshot_at(n->ms, at, &n->conf, NULL, 0);
+    /* At the applied index exactly: the membership the host holds is the one
+     * in force there. */
+    memory_storage_snapshot_at(n->ms, n->applied, &n->conf, NULL, 0);
+}
+
+static bool sim_is_voter(const raft_conf_state *conf, raft_id_t id) {
+    for (uint32_t i = 0; i < conf->n_voters; i++) {
+        if (conf->voters[i] == id)
+            return true;
+    }
+    return false;
+}
+
+/* A random membership change from the leader: promote, demote, remove or
+ * (re-)add a member, sometimes two at once. */
+static void sim_conf_change(sim *s) {
+    raft *r = sim_leader(s);
+    raft_conf_change cc = {0};
+    raft_index_t index;
+
+    if (r == NULL)
+        return;
+    int changes = 1 + (int)sim_below(s, 2);
+    for (int i = 0; i < changes; i++) {
+        raft_id_t id = (raft_id_t)(sim_below(s, (uint64_t)s->c->n) + 1);
+        const raft_conf_state *conf = raft_conf(r);
+        bool voter = sim_is_voter(conf, id);
+        raft_change_type type;
+        if (voter)
+            type = sim_below(s, 2) ? RAFT_CHANGE_ADD_LEARNER : RAFT_CHANGE_REMOVE;
+        else
+            type = sim_below(s, 3) ? RAFT_CHANGE_ADD_VOTER : RAFT_CHANGE_ADD_LEARNER;
+        cc.changes[cc.n_changes++] = (raft_change){type, id};
+    }
+    raft_propose_conf_change(r, &cc, &index);
 }
 
 static void sim_transfer(sim *s) {
@@ -211,13 +244,14 @@ enum {
     SIM_W_HEAL = 15,
     SIM_W_COMPACT = 10,
     SIM_W_TRANSFER = 5,
+    SIM_W_CONF_CHANGE = 5,
 };
 
 static void sim_step(sim *s) {
     static const int weights[] = {
-        SIM_W_DELIVER, SIM_W_DUPLICATE, SIM_W_DROP,     SIM_W_READY,   SIM_W_TICK,
-        SIM_W_PROPOSE, SIM_W_READ,      SIM_W_CRASH,    SIM_W_RESTART, SIM_W_PARTITION,
-        SIM_W_HEAL,    SIM_W_COMPACT,   SIM_W_TRANSFER,
+        SIM_W_DELIVER, SIM_W_DUPLICATE, SIM_W_DROP,     SIM_W_READY,       SIM_W_TICK,
+        SIM_W_PROPOSE, SIM_W_READ,      SIM_W_CRASH,    SIM_W_RESTART,     SIM_W_PARTITION,
+        SIM_W_HEAL,    SIM_W_COMPACT,   SIM_W_TRANSFER, SIM_W_CONF_CHANGE,
     };
     int total = 0, roll, action = 0;
     cluster *c = s->c;
@@ -269,8 +303,11 @@ static void sim_step(sim *s) {
     case 11:
         sim_compact(s, n);
         break;
-    default:
+    case 12:
         sim_transfer(s);
+        break;
+    default:
+        sim_conf_change(s);
         break;
     }
 }
@@ -316,6 +353,14 @@ static bool sim_run(const sim_options *o, uint64_t seed, uint64_t *elections, ui
 
     s->rng = seed;
     s->c = cluster_new(o->nodes, o->nodes, seed);
+    /* Vary the limits by seed: small appends and windows make partial
+     * replication (where commit rules matter most) common. */
+    s->c->base.max_entries_per_msg = 1 + (uint32_t)sim_below(s, 8);
+    s->c->base.max_inflight_msgs = 1 + (uint32_t)sim_below(s, 8);
+    for (int i = 0; i < s->c->n; i++) {
+        cluster_crash(s->c, s->c->nodes[i].id);
+        cluster_start(s->c, s->c->nodes[i].id);
+    }
     s->c->logging = o->verbose;
     for (step = 0; step < o->steps && s->c->violation[0] == '\0'; step++) {
         s->c->now = step;
