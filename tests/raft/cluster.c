@@ -159,7 +159,26 @@ static void cluster_flush_snapshot_reports(cluster_node *n) {
     n->n_snapshot_reports = 0;
 }
 
+/* Every append respects the configured bounds (one oversized entry may go
+ * alone). */
+static void cluster_check_append_bounds(cluster *c, const raft_msg *m) {
+    uint64_t bytes = 0;
+
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        bytes += m->entries[i].len;
+    if (m->n_entries > c->base.max_entries_per_msg ||
+        (m->n_entries > 1 && bytes > c->base.max_bytes_per_msg))
+        cluster_violation(c, "append of %u entries, %llu bytes breaks the bounds (%u, %llu)",
+                          m->n_entries, (unsigned long long)bytes, c->base.max_entries_per_msg,
+                          (unsigned long long)c->base.max_bytes_per_msg);
+}
+
 void cluster_enqueue(cluster *c, const raft_msg *m, uint64_t at) {
+    c->sent[m->type]++;
+    if (m->type == RAFT_MSG_APPEND)
+        cluster_check_append_bounds(c, m);
+    if (m->type == RAFT_MSG_APPEND_RESP && m->reject)
+        c->append_rejects++;
     if (c->cut[m->from][m->to] || c->n_msgs == CLUSTER_MSGS_MAX) {
         /* Lost on the way. */
         if (m->type == RAFT_MSG_SNAPSHOT)

@@ -71,6 +71,9 @@ typedef struct {
     raft_read_state reads[CLUSTER_READS_MAX];
     raft_id_t read_node[CLUSTER_READS_MAX];
     size_t n_reads;
+    /* Messages sent, by type, and rejected appends (tests count these). */
+    uint64_t sent[RAFT_MSG_TYPE_COUNT_];
+    uint64_t append_rejects;
 } cluster;
 
 /* n nodes with ids 1..n; the first `voters` are voters, the rest learners. */
