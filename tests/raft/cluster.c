@@ -344,6 +344,46 @@ void cluster_check_leaders(cluster *c) {
     }
 }
 
+/* Entries below the highest agreeing index that are compared. */
+#define CLUSTER_LOG_MATCH_WINDOW 32
+
+static void cluster_check_pair(cluster *c, raft *a, raft *b) {
+    raft_index_t top =
+        raft_last_index(a) < raft_last_index(b) ? raft_last_index(a) : raft_last_index(b);
+    raft_term_t ta, tb;
+
+    /* The highest index where both hold the same term... */
+    for (; top > 0; top--) {
+        if (raft_term_at(a, top, &ta) != RAFT_OK || raft_term_at(b, top, &tb) != RAFT_OK)
+            return; /* compacted on one side: nothing more to compare */
+        if (ta == tb)
+            break;
+    }
+    /* ...and everything below it agrees. */
+    for (raft_index_t i = top; i > 0 && top - i < CLUSTER_LOG_MATCH_WINDOW; i--) {
+        if (raft_term_at(a, i, &ta) != RAFT_OK || raft_term_at(b, i, &tb) != RAFT_OK)
+            return;
+        if (ta != tb) {
+            cluster_violation(c,
+                              "log matching: nodes %llu and %llu agree at %llu but differ at "
+                              "%llu (terms %llu and %llu)",
+                              (unsigned long long)raft_id(a), (unsigned long long)raft_id(b),
+                              (unsigned long long)top, (unsigned long long)i,
+                              (unsigned long long)ta, (unsigned long long)tb);
+            return;
+        }
+    }
+}
+
+void cluster_check_log_matching(cluster *c) {
+    for (int i = 0; i < c->n; i++) {
+        for (int k = i + 1; k < c->n; k++) {
+            if (c->nodes[i].r != NULL && c->nodes[k].r != NULL)
+                cluster_check_pair(c, c->nodes[i].r, c->nodes[k].r);
+        }
+    }
+}
+
 void cluster_stabilize(cluster *c, int max_rounds) {
     for (int round = 0; round < max_rounds; round++) {
         bool moved = false;

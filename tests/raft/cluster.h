@@ -120,6 +120,11 @@ void cluster_deliver(cluster *c, size_t k);
 /* Checks one-leader-per-term and leader completeness for every node now. */
 void cluster_check_leaders(cluster *c);
 
+/* Log matching (Raft paper 5.3): where two running nodes hold an entry of
+ * the same index and term, the entries before it match too (checked over a
+ * window below the highest such index). */
+void cluster_check_log_matching(cluster *c);
+
 /* Records the first violation. */
 void cluster_violation(cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -7,6 +7,7 @@
  * restarts; proposals, ReadIndex requests, leader transfers, membership
  * changes and log compactions. After every step the invariants are checked:
  *   - at most one leader per term;
+ *   - log matching (every 50 steps, over a window of recent entries);
  *   - leader completeness: a leader holds every committed entry;
  *   - state machine safety: every node applies the same entry at an index, so
  *     no committed entry is ever lost or changed (this also covers log
@@ -352,12 +353,15 @@ static bool sim_run(const sim_options *o, uint64_t seed, uint64_t *elections, ui
     bool ok;
 
     s->rng = seed;
-    s->c = cluster_new(o->nodes, o->nodes, seed);
+    /* One seed in three starts with a learner among the nodes. */
+    int voters = o->nodes > 1 && seed % 3 == 0 ? o->nodes - 1 : o->nodes;
+    s->c = cluster_new(o->nodes, voters, seed);
     /* Vary the limits by seed: small appends and windows make partial
      * replication (where commit rules matter most) common. */
     s->c->base.max_entries_per_msg = 1 + (uint32_t)sim_below(s, 8);
     s->c->base.max_inflight_msgs = 1 + (uint32_t)sim_below(s, 8);
     for (int i = 0; i < s->c->n; i++) {
+        /* Restart with the limits above; nothing has happened yet. */
         cluster_crash(s->c, s->c->nodes[i].id);
         cluster_start(s->c, s->c->nodes[i].id);
     }
@@ -366,6 +370,8 @@ static bool sim_run(const sim_options *o, uint64_t seed, uint64_t *elections, ui
         s->c->now = step;
         sim_step(s);
         cluster_check_leaders(s->c);
+        if (step % 50 == 0)
+            cluster_check_log_matching(s->c);
         sim_track_commit(s);
         sim_check_reads(s);
     }
