@@ -12,6 +12,10 @@
  *   4. That batch completes and rpc_call_free() releases everything.
  * Calls for methods nobody added arrive through grpc_server_request_call
  * (RPC_TAG_UNKNOWN_CALL) and are answered UNIMPLEMENTED.
+ *
+ * A client-streaming call instead reads one message at a time (kind
+ * RPC_TAG_STREAM_RECV), handing each to the method's callback, until the
+ * client closes its side; then step 3 answers it.
  */
 #include "runtime/rpc_server.h"
 
@@ -41,6 +45,7 @@ typedef enum {
     RPC_TAG_NEW_CALL,
     RPC_TAG_CALL_DONE,
     RPC_TAG_UNKNOWN_CALL,
+    RPC_TAG_STREAM_RECV,
     RPC_TAG_SHUTDOWN,
 } rpc_tag_kind;
 
@@ -48,6 +53,8 @@ typedef struct {
     char *path;
     const ProtobufCMessageDescriptor *request_desc;
     rpc_handler_cb handler;
+    rpc_stream_message_cb on_message;       /* streaming methods only */
+    const ProtobufCMessage *final_response; /* streaming methods only */
     void *ctx;
     void *registration; /* gRPC's handle from grpc_server_register_method */
 } rpc_method;
@@ -119,9 +126,8 @@ static bool rpc_path_is_valid(const char *path) {
            strchr(second + 1, '/') == NULL;
 }
 
-int rpc_server_add_method(rpc_server *s, const char *path,
-                          const ProtobufCMessageDescriptor *request_desc, rpc_handler_cb handler,
-                          void *ctx) {
+static int rpc_server_add(rpc_server *s, const char *path,
+                          const ProtobufCMessageDescriptor *request_desc, rpc_method **out) {
     if (s->started || !rpc_path_is_valid(path) || s->method_count == RPC_SERVER_METHODS_MAX)
         return BS_ERR_INVALID_ARGUMENT;
     for (int i = 0; i < s->method_count; i++) {
@@ -130,14 +136,42 @@ int rpc_server_add_method(rpc_server *s, const char *path,
     }
 
     rpc_method *m = &s->methods[s->method_count];
+    memset(m, 0, sizeof(*m));
     m->path = strdup(path);
     if (m->path == NULL)
         return BS_ERR_NOMEM;
     m->request_desc = request_desc;
-    m->handler = handler;
-    m->ctx = ctx;
     s->method_count++;
+    *out = m;
     return 0;
+}
+
+int rpc_server_add_method(rpc_server *s, const char *path,
+                          const ProtobufCMessageDescriptor *request_desc, rpc_handler_cb handler,
+                          void *ctx) {
+    rpc_method *m;
+    int rc = rpc_server_add(s, path, request_desc, &m);
+
+    if (rc == 0) {
+        m->handler = handler;
+        m->ctx = ctx;
+    }
+    return rc;
+}
+
+int rpc_server_add_stream_method(rpc_server *s, const char *path,
+                                 const ProtobufCMessageDescriptor *message_desc,
+                                 rpc_stream_message_cb on_message, void *ctx,
+                                 const ProtobufCMessage *final_response) {
+    rpc_method *m;
+    int rc = rpc_server_add(s, path, message_desc, &m);
+
+    if (rc == 0) {
+        m->on_message = on_message;
+        m->final_response = final_response;
+        m->ctx = ctx;
+    }
+    return rc;
 }
 
 /* ---- arming: asking gRPC for the next call ---- */
@@ -182,9 +216,9 @@ static void rpc_server_arm(rpc_server *s, rpc_method *m) {
         return;
     }
     if (m != NULL)
-        err = grpc_server_request_registered_call(s->server, m->registration, &c->call,
-                                                  &c->deadline, &c->request_metadata,
-                                                  &c->request_payload, s->cq, s->cq, c);
+        err = grpc_server_request_registered_call(
+            s->server, m->registration, &c->call, &c->deadline, &c->request_metadata,
+            m->on_message ? NULL : &c->request_payload, s->cq, s->cq, c);
     else
         err = grpc_server_request_call(s->server, &c->call, &c->details, &c->request_metadata,
                                        s->cq, s->cq, c);
@@ -247,10 +281,47 @@ gpr_timespec rpc_call_deadline(const rpc_call *c) {
 
 /* ---- the pollers ---- */
 
+/* Asks for the next message of a client stream. */
+static void rpc_stream_recv_next(rpc_call *c) {
+    grpc_op op;
+
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->request_payload;
+    c->kind = RPC_TAG_STREAM_RECV;
+    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
+        rpc_call_fail(c, GRPC_STATUS_INTERNAL, "%s: cannot read the stream", c->method->path);
+}
+
+static void rpc_on_stream_message(rpc_call *c, bool success) {
+    rpc_method *m = c->method;
+
+    if (!success || c->request_payload == NULL) {
+        /* The client closed its side (or the call broke): answer and end. */
+        rpc_call_reply(c, m->final_response);
+        return;
+    }
+    ProtobufCMessage *msg = rpc_decode(c->request_payload, m->request_desc);
+    grpc_byte_buffer_destroy(c->request_payload);
+    c->request_payload = NULL;
+    if (msg == NULL) {
+        rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: malformed stream message (expected %s)",
+                      m->path, m->request_desc->name);
+        return;
+    }
+    m->on_message(msg, m->ctx);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    rpc_stream_recv_next(c);
+}
+
 static void rpc_on_new_call(rpc_server *s, rpc_call *c) {
     rpc_method *m = c->method;
 
     rpc_server_arm(s, m);
+    if (m->on_message != NULL) {
+        rpc_stream_recv_next(c);
+        return;
+    }
     if (c->request_payload == NULL) {
         rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: the request carried no message",
                       m->path);
@@ -288,7 +359,9 @@ static void rpc_on_event(rpc_server *s, void *tag, bool success) {
         return;
     }
     rpc_call *c = tag;
-    if (kind == RPC_TAG_CALL_DONE || !success) {
+    if (kind == RPC_TAG_STREAM_RECV) {
+        rpc_on_stream_message(c, success);
+    } else if (kind == RPC_TAG_CALL_DONE || !success) {
         /* A finished call, or a request gRPC gave back at shutdown. */
         rpc_call_free(c);
     } else if (kind == RPC_TAG_NEW_CALL) {
@@ -330,8 +403,11 @@ static int rpc_server_bind(rpc_server *s) {
     s->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
     for (int i = 0; i < s->method_count; i++) {
-        s->methods[i].registration = grpc_server_register_method(
-            s->server, s->methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        grpc_server_register_method_payload_handling payload =
+            s->methods[i].on_message ? GRPC_SRM_PAYLOAD_NONE
+                                     : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER;
+        s->methods[i].registration =
+            grpc_server_register_method(s->server, s->methods[i].path, NULL, payload, 0);
     }
 
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();

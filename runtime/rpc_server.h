@@ -43,6 +43,19 @@ int rpc_server_add_method(rpc_server *server, const char *path,
                           const ProtobufCMessageDescriptor *request_desc, rpc_handler_cb handler,
                           void *ctx);
 
+/* Called for each message of a client stream, on a polling thread, in
+ * order. `message` is freed when the callback returns. */
+typedef void (*rpc_stream_message_cb)(const ProtobufCMessage *message, void *ctx);
+
+/* Adds a client-streaming method: each message that arrives goes to
+ * on_message; when the client closes its side, the call ends with OK and
+ * `final_response` (which must outlive the server). A message that does not
+ * decode ends the call with INVALID_ARGUMENT. */
+int rpc_server_add_stream_method(rpc_server *server, const char *path,
+                                 const ProtobufCMessageDescriptor *message_desc,
+                                 rpc_stream_message_cb on_message, void *ctx,
+                                 const ProtobufCMessage *final_response);
+
 /* Binds and starts serving. Returns 0, or BS_ERR_UNAVAILABLE when the address
  * cannot be bound (in use, bad host). */
 int rpc_server_start(rpc_server *server);

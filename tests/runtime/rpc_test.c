@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <CUnit/CUnit.h>
 
@@ -12,6 +13,7 @@
 #include "runtime/error.h"
 #include "runtime/rpc_client.h"
 #include "runtime/rpc_server.h"
+#include "runtime/rpc_stream.h"
 #include "tests/testing/cunit_main.h"
 
 #define TEST_TIMEOUT_MS 5000
@@ -50,6 +52,42 @@ static void hold_handler(rpc_call *call, const ProtobufCMessage *request, void *
     pthread_mutex_unlock(&held_lock);
 }
 
+/* Messages received on the test stream method. */
+static pthread_mutex_t stream_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stream_cond = PTHREAD_COND_INITIALIZER;
+static int stream_received;
+static int stream_in_order = 1;
+static const Basalt__V1__PutResponse stream_done = BASALT__V1__PUT_RESPONSE__INIT;
+
+static void stream_handler(const ProtobufCMessage *message, void *ctx) {
+    const Basalt__V1__PutRequest *req = (const void *)message;
+    char want[32];
+    (void)ctx;
+    pthread_mutex_lock(&stream_lock);
+    snprintf(want, sizeof(want), "m%d", stream_received);
+    if (req->key.len != strlen(want) || memcmp(req->key.data, want, req->key.len) != 0)
+        stream_in_order = 0;
+    stream_received++;
+    pthread_cond_broadcast(&stream_cond);
+    pthread_mutex_unlock(&stream_lock);
+}
+
+/* Waits until `count` stream messages arrived or 10 seconds passed. */
+static int wait_for_stream_messages(int count) {
+    struct timespec deadline;
+    int got;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&stream_lock);
+    while (stream_received < count &&
+           pthread_cond_timedwait(&stream_cond, &stream_lock, &deadline) == 0) {
+    }
+    got = stream_received;
+    pthread_mutex_unlock(&stream_lock);
+    return got;
+}
+
 static void setup(void) {
     const ProtobufCMessageDescriptor *put = &basalt__v1__put_request__descriptor;
     char target[64];
@@ -59,8 +97,12 @@ static void setup(void) {
     cunit_require(
         rpc_server_add_method(server, "/test.Echo/Echo", put, echo_handler, NULL) == 0 &&
             rpc_server_add_method(server, "/test.Echo/Fail", put, fail_handler, NULL) == 0 &&
-            rpc_server_add_method(server, "/test.Echo/Hold", put, hold_handler, NULL) == 0,
+            rpc_server_add_method(server, "/test.Echo/Hold", put, hold_handler, NULL) == 0 &&
+            rpc_server_add_stream_method(server, "/test.Echo/Stream", put, stream_handler, NULL,
+                                         &stream_done.base) == 0,
         "add the test methods");
+    stream_received = 0;
+    stream_in_order = 1;
     cunit_require(rpc_server_start(server) == 0, "start the server");
     snprintf(target, sizeof(target), "127.0.0.1:%d", rpc_server_port(server));
     channel = rpc_channel_open(target);
@@ -254,6 +296,41 @@ static void test_unreachable_server_is_unavailable(void) {
     rpc_channel_close(dead);
 }
 
+static void test_client_stream_delivers_messages_in_order(void) {
+    rpc_stream_pool *pool = rpc_stream_pool_create();
+    char target[64], key[32];
+    rpc_stream *stream;
+
+    snprintf(target, sizeof(target), "127.0.0.1:%d", rpc_server_port(server));
+    stream = rpc_stream_open(pool, target, "/test.Echo/Stream");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(stream);
+    for (int i = 0; i < 100; i++) {
+        Basalt__V1__PutRequest req = BASALT__V1__PUT_REQUEST__INIT;
+        snprintf(key, sizeof(key), "m%d", i);
+        req.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+        CU_ASSERT_EQUAL(rpc_stream_send(stream, &req.base), 0);
+    }
+    CU_ASSERT_EQUAL(wait_for_stream_messages(100), 100);
+    CU_ASSERT_TRUE(stream_in_order);
+    CU_ASSERT_EQUAL(rpc_stream_get_stats(stream).opened, 1);
+    rpc_stream_pool_destroy(pool);
+}
+
+static void test_stream_to_unreachable_peer_drops_without_blocking(void) {
+    rpc_stream_pool *pool = rpc_stream_pool_create();
+    rpc_stream *stream = rpc_stream_open(pool, "127.0.0.1:1", "/test.Echo/Stream");
+    Basalt__V1__PutRequest req = BASALT__V1__PUT_REQUEST__INIT;
+    int refused = 0;
+
+    /* Sends return at once whatever happens. One call takes at most a full
+     * queue plus the message in flight; a broken call is not retried for
+     * RPC_STREAM_RETRY_MS, so the rest are refused. */
+    for (int i = 0; i < 2 * RPC_STREAM_QUEUE_MAX; i++)
+        refused += rpc_stream_send(stream, &req.base) != 0;
+    CU_ASSERT(refused >= RPC_STREAM_QUEUE_MAX - 1);
+    rpc_stream_pool_destroy(pool);
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"unary_call_round_trips_message", test_unary_call_round_trips_message},
@@ -268,6 +345,9 @@ int main(void) {
          test_add_method_refuses_bad_paths_and_duplicates},
         {"concurrent_calls_all_succeed", test_concurrent_calls_all_succeed},
         {"unreachable_server_is_unavailable", test_unreachable_server_is_unavailable},
+        {"client_stream_delivers_messages_in_order", test_client_stream_delivers_messages_in_order},
+        {"stream_to_unreachable_peer_drops_without_blocking",
+         test_stream_to_unreachable_peer_drops_without_blocking},
         CU_TEST_INFO_NULL,
     };
     return cunit_run_suite("rpc", tests, setup, teardown);
