@@ -1,40 +1,35 @@
-/* store: RocksDB with the "data" and "raft" column families.
- *
- * Put and Delete of one key are serialised by a striped lock so that Delete
- * can say truthfully whether the key existed: without it, a Put landing
- * between Delete's read and its write would be erased yet reported as absent.
- * Different keys rarely share a stripe, so their writes still reach RocksDB
- * together and share its group-committed fsync.
- */
+/* store: RocksDB with the "data" and "raft" column families. */
 #include "kvnode/store.h"
 
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
 #include <rocksdb/c.h>
-#include <xxhash.h>
 
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-/* Number of key lock stripes; a power of two. */
-#define KVS_KEY_LOCK_STRIPES 256
-
-enum { KVS_CF_DEFAULT, KVS_CF_DATA, KVS_CF_RAFT, KVS_CF_COUNT };
+enum { KVS_CF_DEFAULT = 0, KVS_CF_COUNT = 3 };
 
 static const char *const kvs_cf_names[KVS_CF_COUNT] = {"default", "data", "raft"};
 
 struct kvs {
     char *dir;
-    uint64_t disk_reserve_bytes;
+    _Atomic uint64_t disk_reserve_bytes;
+    _Atomic uint64_t synced_writes;
     rocksdb_t *db;
     rocksdb_options_t *options;
     rocksdb_writeoptions_t *sync_write;
+    rocksdb_writeoptions_t *async_write;
     rocksdb_readoptions_t *read;
     rocksdb_column_family_handle_t *cf[KVS_CF_COUNT];
-    pthread_mutex_t key_locks[KVS_KEY_LOCK_STRIPES];
+};
+
+struct kvs_batch {
+    kvs *store;
+    rocksdb_writebatch_wi_t *wb;
 };
 
 /* Translates a RocksDB error string at the boundary: logs it, frees it, and
@@ -81,12 +76,10 @@ int kvs_open(const char *dir, kvs **out) {
         free(s);
         return rc;
     }
-
     s->sync_write = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->sync_write, 1);
+    s->async_write = rocksdb_writeoptions_create();
     s->read = rocksdb_readoptions_create();
-    for (int i = 0; i < KVS_KEY_LOCK_STRIPES; i++)
-        pthread_mutex_init(&s->key_locks[i], NULL);
     log_info("store open in %s", dir);
     *out = s;
     return 0;
@@ -99,23 +92,22 @@ void kvs_close(kvs *s) {
         rocksdb_column_family_handle_destroy(s->cf[i]);
     rocksdb_close(s->db);
     rocksdb_writeoptions_destroy(s->sync_write);
+    rocksdb_writeoptions_destroy(s->async_write);
     rocksdb_readoptions_destroy(s->read);
     rocksdb_options_destroy(s->options);
-    for (int i = 0; i < KVS_KEY_LOCK_STRIPES; i++)
-        pthread_mutex_destroy(&s->key_locks[i]);
     free(s->dir);
     free(s);
 }
 
 void kvs_set_disk_reserve(kvs *s, uint64_t bytes) {
-    s->disk_reserve_bytes = bytes;
+    atomic_store(&s->disk_reserve_bytes, bytes);
 }
 
-/* Refuses a write of `bytes` that would leave less than `reserve` free. A
- * statvfs per write costs about a microsecond, far below the fsync. */
-static int kvs_check_space(kvs *s, uint64_t bytes, uint64_t reserve) {
+int kvs_check_space(kvs *s, uint64_t bytes, int fraction_pct) {
+    uint64_t reserve = atomic_load(&s->disk_reserve_bytes) / 100 * (uint64_t)fraction_pct;
     struct statvfs st;
 
+    /* A statvfs costs about a microsecond, far below the fsync of a write. */
     if (statvfs(s->dir, &st) != 0)
         return 0; /* cannot tell; let RocksDB try */
     uint64_t free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
@@ -128,37 +120,13 @@ static int kvs_check_space(kvs *s, uint64_t bytes, uint64_t reserve) {
     return 0;
 }
 
-static pthread_mutex_t *kvs_key_lock(kvs *s, const void *key, size_t key_len) {
-    return &s->key_locks[XXH3_64bits(key, key_len) & (KVS_KEY_LOCK_STRIPES - 1)];
-}
-
-int kvs_put(kvs *s, const void *key, size_t key_len, const void *value, size_t value_len) {
-    pthread_mutex_t *lock = kvs_key_lock(s, key, key_len);
-    char *err = NULL;
-    int rc = kvs_check_space(s, key_len + value_len, s->disk_reserve_bytes);
-
-    if (rc != 0)
-        return rc;
-    pthread_mutex_lock(lock);
-    rocksdb_put_cf(s->db, s->sync_write, s->cf[KVS_CF_DATA], key, key_len, value, value_len, &err);
-    pthread_mutex_unlock(lock);
-    return err ? kvs_error(err, "put") : 0;
-}
-
-int kvs_get(kvs *s, const void *key, size_t key_len, bool *found, char **value, size_t *value_len) {
-    char *err = NULL;
-    size_t len = 0;
-    char *v = rocksdb_get_cf(s->db, s->read, s->cf[KVS_CF_DATA], key, key_len, &len, &err);
-
+/* Hands the caller memory from our allocator, not RocksDB's. */
+static int kvs_take_value(char *v, size_t len, bool *found, char **value, size_t *value_len) {
     *found = false;
     *value = NULL;
     *value_len = 0;
-    if (err != NULL)
-        return kvs_error(err, "get");
     if (v == NULL)
         return 0;
-
-    /* Hand the caller memory from our allocator, not RocksDB's. */
     *value = malloc(len ? len : 1);
     if (*value == NULL) {
         rocksdb_free(v);
@@ -171,28 +139,22 @@ int kvs_get(kvs *s, const void *key, size_t key_len, bool *found, char **value, 
     return 0;
 }
 
-int kvs_delete(kvs *s, const void *key, size_t key_len, bool *existed) {
-    pthread_mutex_t *lock = kvs_key_lock(s, key, key_len);
-    rocksdb_pinnableslice_t *old;
+int kvs_get(kvs *s, kvs_cf cf, const void *key, size_t key_len, bool *found, char **value,
+            size_t *value_len) {
     char *err = NULL;
-    int rc = kvs_check_space(s, key_len, s->disk_reserve_bytes / 2);
+    size_t len = 0;
+    char *v = rocksdb_get_cf(s->db, s->read, s->cf[cf], key, key_len, &len, &err);
 
-    if (rc != 0)
-        return rc;
-    pthread_mutex_lock(lock);
-    old = rocksdb_get_pinned_cf(s->db, s->read, s->cf[KVS_CF_DATA], key, key_len, &err);
-    if (err == NULL) {
-        *existed = old != NULL;
-        rocksdb_pinnableslice_destroy(old);
-        if (*existed)
-            rocksdb_delete_cf(s->db, s->sync_write, s->cf[KVS_CF_DATA], key, key_len, &err);
+    if (err != NULL) {
+        *found = false;
+        *value = NULL;
+        return kvs_error(err, "get");
     }
-    pthread_mutex_unlock(lock);
-    return err ? kvs_error(err, "delete") : 0;
+    return kvs_take_value(v, len, found, value, value_len);
 }
 
-int kvs_scan(kvs *s, const void *start, size_t start_len, const void *end, size_t end_len,
-             uint32_t limit, kvs_scan_cb cb, void *ctx, bool *more) {
+int kvs_scan(kvs *s, kvs_cf cf, const void *start, size_t start_len, const void *end,
+             size_t end_len, uint32_t limit, kvs_scan_cb cb, void *ctx, bool *more) {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_iterator_t *it;
     uint32_t visited = 0;
@@ -202,7 +164,7 @@ int kvs_scan(kvs *s, const void *start, size_t start_len, const void *end, size_
     /* The bound lets RocksDB stop at `end` instead of us comparing keys. */
     if (end_len > 0)
         rocksdb_readoptions_set_iterate_upper_bound(ro, end, end_len);
-    it = rocksdb_create_iterator_cf(s->db, ro, s->cf[KVS_CF_DATA]);
+    it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
     rocksdb_iter_seek(it, start, start_len);
 
     *more = false;
@@ -227,4 +189,71 @@ int kvs_scan(kvs *s, const void *start, size_t start_len, const void *end, size_
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     return rc;
+}
+
+/* ---- batches ---- */
+
+kvs_batch *kvs_batch_new(kvs *s) {
+    kvs_batch *b = calloc(1, sizeof(*b));
+
+    if (b == NULL)
+        return NULL;
+    b->store = s;
+    /* Indexed, so kvs_batch_get sees the batch's own writes. */
+    b->wb = rocksdb_writebatch_wi_create(0, 1);
+    return b;
+}
+
+void kvs_batch_free(kvs_batch *b) {
+    if (b == NULL)
+        return;
+    rocksdb_writebatch_wi_destroy(b->wb);
+    free(b);
+}
+
+void kvs_batch_put(kvs_batch *b, kvs_cf cf, const void *key, size_t key_len, const void *value,
+                   size_t value_len) {
+    rocksdb_writebatch_wi_put_cf(b->wb, b->store->cf[cf], key, key_len, value, value_len);
+}
+
+void kvs_batch_delete(kvs_batch *b, kvs_cf cf, const void *key, size_t key_len) {
+    rocksdb_writebatch_wi_delete_cf(b->wb, b->store->cf[cf], key, key_len);
+}
+
+int kvs_batch_get(kvs_batch *b, kvs_cf cf, const void *key, size_t key_len, bool *found,
+                  char **value, size_t *value_len) {
+    char *err = NULL;
+    size_t len = 0;
+    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+        b->wb, b->store->db, b->store->read, b->store->cf[cf], key, key_len, &len, &err);
+
+    if (err != NULL) {
+        *found = false;
+        *value = NULL;
+        return kvs_error(err, "get");
+    }
+    return kvs_take_value(v, len, found, value, value_len);
+}
+
+size_t kvs_batch_count(kvs_batch *b) {
+    return (size_t)rocksdb_writebatch_wi_count(b->wb);
+}
+
+int kvs_batch_write(kvs_batch *b, bool sync) {
+    char *err = NULL;
+
+    if (kvs_batch_count(b) == 0)
+        return 0;
+    rocksdb_write_writebatch_wi(b->store->db, sync ? b->store->sync_write : b->store->async_write,
+                                b->wb, &err);
+    rocksdb_writebatch_wi_clear(b->wb);
+    if (err != NULL)
+        return kvs_error(err, "write");
+    if (sync)
+        atomic_fetch_add(&b->store->synced_writes, 1);
+    return 0;
+}
+
+uint64_t kvs_synced_writes(kvs *s) {
+    return atomic_load(&s->synced_writes);
 }

@@ -1,12 +1,13 @@
-/* store: kvnode's RocksDB instance and the user data in it.
+/* store: kvnode's one RocksDB instance.
  *
- * One RocksDB per node, with the column families of the design:
- *   "data"  user keys, stored as they are (any bytes), ordered bytewise;
- *   "raft"  per-shard Raft log, hard state, apply state and descriptor
- *           (used once replication exists);
+ * Column families, as the design names them:
+ *   "data"    user keys of every shard the node hosts, stored as they are;
+ *   "raft"    per shard: Raft log, hard state, apply state, replica state,
+ *             under keys that start with the big-endian shard id (keys.h);
  *   "default" required by RocksDB, unused.
- * Every write goes through the WAL with sync on, so a write that returned 0 is
- * on disk and survives kill -9 or a power cut.
+ * All writes go through batches (kvs_batch), written by the Raft loop: the
+ * log and hard state of every group in one synced write per loop iteration,
+ * applied commands with their applied index in another.
  */
 #ifndef BASALT_KVNODE_STORE_H
 #define BASALT_KVNODE_STORE_H
@@ -16,46 +17,67 @@
 #include <stdint.h>
 
 typedef struct kvs kvs;
+typedef struct kvs_batch kvs_batch;
+
+typedef enum { KVS_CF_DATA = 1, KVS_CF_RAFT = 2 } kvs_cf;
 
 /* Opens (creating if needed) the store in directory `dir`. On error returns
  * BS_ERR_IO with the reason logged, and *out is NULL. */
 int kvs_open(const char *dir, kvs **out);
 
-/* Free disk space kept in reserve when none is set: writes that would eat
- * into it are refused, because RocksDB cannot be trusted to fail gracefully on
- * a full disk (Debian's 7.8 aborts). */
-#define KVS_DISK_RESERVE_BYTES_DEFAULT (64ull * 1024 * 1024)
-
-/* Sets the reserve: puts are refused with BS_ERR_RESOURCE_EXHAUSTED while the
- * file system holding the store has less than this much free space; deletes,
- * which free space in the end, only below half of it. */
-void kvs_set_disk_reserve(kvs *store, uint64_t bytes);
-
-/* Flushes nothing (every write is already durable) and closes. */
 void kvs_close(kvs *store);
 
-/* Durably sets key to value. Returns 0, BS_ERR_RESOURCE_EXHAUSTED (disk
- * reserve reached) or BS_ERR_IO. */
-int kvs_put(kvs *store, const void *key, size_t key_len, const void *value, size_t value_len);
+/* Free disk space kept in reserve when none is set. Writes that would eat
+ * into it are refused before they are proposed, because RocksDB cannot be
+ * trusted to fail gracefully on a full disk (Debian's 7.8 aborts). */
+#define KVS_DISK_RESERVE_BYTES_DEFAULT (64ull * 1024 * 1024)
 
-/* Reads key. On 0, *found says whether it exists; when it does, *value is a
- * malloc'd copy of *value_len bytes for the caller to free. Returns 0,
- * BS_ERR_IO or BS_ERR_CORRUPTION. */
-int kvs_get(kvs *store, const void *key, size_t key_len, bool *found, char **value,
+void kvs_set_disk_reserve(kvs *store, uint64_t bytes);
+
+/* Returns 0 when `bytes` more can be written without eating into the reserve
+ * (`fraction_pct` percent of it: deletes, which free space in the end, pass
+ * 50), or BS_ERR_RESOURCE_EXHAUSTED. */
+int kvs_check_space(kvs *store, uint64_t bytes, int fraction_pct);
+
+/* Reads key of cf. On 0, *found says whether it exists; when it does, *value
+ * is a malloc'd copy of *value_len bytes for the caller to free. Returns 0,
+ * BS_ERR_IO or BS_ERR_CORRUPTION. Safe from any thread. */
+int kvs_get(kvs *store, kvs_cf cf, const void *key, size_t key_len, bool *found, char **value,
             size_t *value_len);
-
-/* Durably removes key; *existed says whether it was there just before. */
-int kvs_delete(kvs *store, const void *key, size_t key_len, bool *existed);
 
 /* Called for each pair of a scan, in ascending key order. The bytes are valid
  * only during the call. Returning non-zero stops the scan with that code. */
 typedef int (*kvs_scan_cb)(const char *key, size_t key_len, const char *value, size_t value_len,
                            void *ctx);
 
-/* Visits the pairs with start <= key < end (end_len 0: no upper bound), at
- * most `limit` of them. *more says whether a further pair exists in range.
- * Returns 0, the callback's non-zero code, BS_ERR_IO or BS_ERR_CORRUPTION. */
-int kvs_scan(kvs *store, const void *start, size_t start_len, const void *end, size_t end_len,
-             uint32_t limit, kvs_scan_cb cb, void *ctx, bool *more);
+/* Visits the pairs of cf with start <= key < end (end_len 0: no upper bound),
+ * at most `limit` of them. *more says whether a further pair exists in range.
+ * Returns 0, the callback's non-zero code, BS_ERR_IO or BS_ERR_CORRUPTION.
+ * Safe from any thread. */
+int kvs_scan(kvs *store, kvs_cf cf, const void *start, size_t start_len, const void *end,
+             size_t end_len, uint32_t limit, kvs_scan_cb cb, void *ctx, bool *more);
+
+/* ---- batches: one thread at a time per batch ---- */
+
+kvs_batch *kvs_batch_new(kvs *store);
+void kvs_batch_free(kvs_batch *batch);
+
+void kvs_batch_put(kvs_batch *batch, kvs_cf cf, const void *key, size_t key_len, const void *value,
+                   size_t value_len);
+void kvs_batch_delete(kvs_batch *batch, kvs_cf cf, const void *key, size_t key_len);
+
+/* Reads key as the store would after this batch is written. */
+int kvs_batch_get(kvs_batch *batch, kvs_cf cf, const void *key, size_t key_len, bool *found,
+                  char **value, size_t *value_len);
+
+/* Number of operations in the batch. */
+size_t kvs_batch_count(kvs_batch *batch);
+
+/* Writes the batch atomically (syncing the WAL when `sync`, so it survives a
+ * power cut) and empties it. Returns 0 or BS_ERR_IO. */
+int kvs_batch_write(kvs_batch *batch, bool sync);
+
+/* Synced writes so far: what the Raft loop's group commit is measured by. */
+uint64_t kvs_synced_writes(kvs *store);
 
 #endif

@@ -161,6 +161,9 @@ int raft_log_entries(const raft_log *log, raft_index_t lo, raft_index_t hi, uint
         raft_entry *stored;
         size_t n_stored;
         raft_index_t stored_hi = hi < log->unstable_offset ? hi : log->unstable_offset;
+        /* Ask storage for no more than fits, so it never copies a long log. */
+        if (stored_hi - lo > max_n)
+            stored_hi = lo + max_n;
         rc = log->storage.entries(log->storage.ctx, lo, stored_hi, max_bytes, &stored, &n_stored);
         if (rc != RAFT_OK) {
             free(res);
@@ -175,8 +178,9 @@ int raft_log_entries(const raft_log *log, raft_index_t lo, raft_index_t hi, uint
             (*n)++;
         }
         raft_entries_free(stored, n_stored);
-        /* Storage stopped early: do not skip ahead into the unstable part. */
-        if (lo + *n < stored_hi) {
+        /* Stopped short of the unstable part (by a bound, or storage had
+         * less): never skip ahead into it, leaving a gap. */
+        if (lo + *n < log->unstable_offset) {
             *out = res;
             return RAFT_OK;
         }

@@ -1,0 +1,42 @@
+/* replica_log: one replica's Raft log and states in the "raft" column
+ * family, seen by the Raft library through raft_storage.
+ *
+ * What raft_storage reads is what earlier ready batches persisted, kept in
+ * memory where cheap (hard state, membership, bounds) and read from RocksDB
+ * otherwise (entries). Everything is changed only by the Raft loop's thread:
+ * rlog_stage_* add the writes to a batch and update the memory at once, and
+ * the loop writes that batch before raft_advance.
+ */
+#ifndef BASALT_KVNODE_REPLICA_LOG_H
+#define BASALT_KVNODE_REPLICA_LOG_H
+
+#include "kvnode/store.h"
+#include "raft/raft.h"
+
+typedef struct rlog rlog;
+
+/* Loads the log of `shard_id` from the store; a shard never written has an
+ * empty log and no membership. Returns 0, BS_ERR_CORRUPTION or BS_ERR_IO. */
+int rlog_open(kvs *store, uint64_t shard_id, rlog **out);
+void rlog_free(rlog *log);
+
+raft_storage rlog_interface(rlog *log);
+
+/* The membership raft_storage reports; the replica keeps it current. */
+void rlog_set_conf(rlog *log, const raft_conf_state *conf);
+
+/* Adds a ready batch's snapshot, entries and hard state to `batch`. */
+void rlog_stage_ready(rlog *log, kvs_batch *batch, const raft_ready *rd);
+
+/* Records in `batch` that entries up to `applied` are applied. */
+void rlog_stage_applied(rlog *log, kvs_batch *batch, raft_index_t applied);
+
+/* Deletes everything of the shard from the raft column family. */
+int rlog_stage_destroy(rlog *log, kvs_batch *batch);
+
+raft_index_t rlog_applied(const rlog *log);
+raft_index_t rlog_last_index(const rlog *log);
+raft_index_t rlog_first_index(const rlog *log);
+raft_hard_state rlog_hard_state(const rlog *log);
+
+#endif
