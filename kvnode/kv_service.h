@@ -1,19 +1,13 @@
-/* kv_service: the public basalt.v1.KV service of a kvnode, served from its
- * local store. Every request is checked against the limits of
- * runtime/kv_limits.h first; a refused request changes nothing. */
+/* kv_service: the public basalt.v1.KV service of a kvnode. Handlers hand
+ * each call to the node's Raft loop (node.h), which answers it. */
 #ifndef BASALT_KVNODE_KV_SERVICE_H
 #define BASALT_KVNODE_KV_SERVICE_H
 
-#include "kvnode/store.h"
+#include "kvnode/node.h"
 #include "runtime/rpc_server.h"
 
-/* A scan response stops growing once its pairs reach this many bytes (and says
- * `more`), so a response stays under gRPC's default 4 MiB message limit of
- * every client. It always holds at least one pair when one is in range. */
-#define KV_SCAN_RESPONSE_BYTES_MAX (2 * 1024 * 1024)
-
-/* Adds Put, Get, Delete and Scan to `server`, served from `store`, which must
+/* Adds Put, Get, Delete and Scan to `server`, served by `n`, which must
  * outlive the server. Returns 0 or the error of rpc_server_add_method. */
-int kv_service_register(rpc_server *server, kvs *store);
+int kv_service_register(rpc_server *server, node *n);
 
 #endif

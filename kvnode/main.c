@@ -1,8 +1,10 @@
 /* kvnode: a Basalt storage node.
  *
- * Serves the public basalt.v1.KV API from one RocksDB store (single node for
- * now). SIGTERM or SIGINT stops it cleanly; every acknowledged write is already
- * durable, so kill -9 loses nothing acknowledged either.
+ * Hosts replicas of shards, one Raft group each, over one RocksDB store, and
+ * serves the public basalt.v1.KV API for the shards it leads (and eventual
+ * reads for all it hosts), plus the internal NodeAdmin and RaftTransport
+ * services. SIGTERM or SIGINT stops it cleanly; every acknowledged write is
+ * durable on a quorum, so kill -9 loses nothing acknowledged either.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,7 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kvnode/admin_service.h"
 #include "kvnode/kv_service.h"
+#include "kvnode/node.h"
 #include "kvnode/store.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -35,17 +39,22 @@ typedef struct {
     const char *data_dir;
     int rpc_threads;
     uint64_t disk_reserve_bytes;
+    uint64_t node_id;
+    bool bootstrap;
 } kvnode_config;
 
 static void kvnode_usage(FILE *out) {
-    fprintf(out, "usage: kvnode [--listen HOST:PORT] [--data-dir DIR] [--rpc-threads N]\n"
-                 "              [--disk-reserve-mb N] [--log-level LEVEL]\n"
+    fprintf(out, "usage: kvnode [--listen HOST:PORT] [--data-dir DIR] [--node-id N] [--bootstrap]\n"
+                 "              [--rpc-threads N] [--disk-reserve-mb N] [--log-level LEVEL]\n"
                  "\n"
                  "A Basalt storage node: serves the basalt.v1.KV gRPC API.\n"
                  "\n"
                  "  --listen HOST:PORT   address to serve on (default " KVNODE_LISTEN_DEFAULT ")\n"
                  "  --data-dir DIR       where the RocksDB store lives, created if missing\n"
                  "                       (default ./" KVNODE_DATA_DIR_DEFAULT ")\n"
+                 "  --node-id N          this node's id in the cluster, above 0 (default 1)\n"
+                 "  --bootstrap          if this node hosts no shard yet, create shard 1 over\n"
+                 "                       every key with this node as its only replica\n"
                  "  --rpc-threads N      threads serving requests, 1 to 16 (default 2)\n"
                  "  --disk-reserve-mb N  refuse writes while the disk has less than N MiB free\n"
                  "                       (default 64)\n"
@@ -83,6 +92,8 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
         {"log-level", required_argument, NULL, 'v'},
         {"rpc-threads", required_argument, NULL, 't'},
         {"disk-reserve-mb", required_argument, NULL, 'r'},
+        {"node-id", required_argument, NULL, 'n'},
+        {"bootstrap", no_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -94,6 +105,8 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
     cfg->data_dir = KVNODE_DATA_DIR_DEFAULT;
     cfg->rpc_threads = 0;
     cfg->disk_reserve_bytes = KVS_DISK_RESERVE_BYTES_DEFAULT;
+    cfg->node_id = 1;
+    cfg->bootstrap = false;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
@@ -113,6 +126,16 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
                 return KVNODE_EXIT_USAGE;
             }
             cfg->rpc_threads = (int)n;
+            break;
+        case 'n':
+            if (kvnode_parse_number(optarg, UINT64_MAX, &n) != 0 || n == 0) {
+                fprintf(stderr, "kvnode: --node-id takes a number above 0\n");
+                return KVNODE_EXIT_USAGE;
+            }
+            cfg->node_id = n;
+            break;
+        case 'b':
+            cfg->bootstrap = true;
             break;
         case 'r':
             if (kvnode_parse_number(optarg, KVNODE_DISK_RESERVE_MB_MAX, &n) != 0) {
@@ -174,6 +197,7 @@ int main(int argc, char **argv) {
     kvnode_config cfg;
     sigset_t stop_signals;
     rpc_server *server;
+    node *n;
     kvs *store;
     int rc;
 
@@ -195,20 +219,32 @@ int main(int argc, char **argv) {
         return KVNODE_EXIT_START_FAILED;
     kvs_set_disk_reserve(store, cfg.disk_reserve_bytes);
 
+    node_config node_cfg = {.node_id = cfg.node_id, .store = store, .bootstrap = cfg.bootstrap};
+    if (node_start(&node_cfg, &n) != 0) {
+        kvs_close(store);
+        return KVNODE_EXIT_START_FAILED;
+    }
+
     server = rpc_server_create(cfg.listen, cfg.rpc_threads);
-    if (server == NULL || kv_service_register(server, store) != 0 ||
-        rpc_server_start(server) != 0) {
+    if (server == NULL || kv_service_register(server, n) != 0 ||
+        admin_service_register(server, n) != 0 || rpc_server_start(server) != 0) {
+        node_free(n);
         rpc_server_destroy(server);
         kvs_close(store);
         return KVNODE_EXIT_START_FAILED;
     }
-    log_info("kvnode serving basalt.v1.KV on %s (port %d), data in %s", cfg.listen,
-             rpc_server_port(server), cfg.data_dir);
+    log_info("kvnode %llu serving basalt.v1.KV on %s (port %d), data in %s",
+             (unsigned long long)cfg.node_id, cfg.listen, rpc_server_port(server), cfg.data_dir);
 
     int sig = kvnode_wait_for_stop(&stop_signals);
     log_info("kvnode stopping on signal %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* The node first: it answers every call it holds, so the server's stop
+     * (which waits for all calls) does not hang; the node's memory stays
+     * until no RPC thread can reach it. */
+    node_halt(n);
     rpc_server_stop(server);
     rpc_server_destroy(server);
+    node_free(n);
     kvs_close(store);
     log_info("kvnode stopped");
     return 0;

@@ -212,8 +212,8 @@ static int rlog_entries(void *ctx, raft_index_t lo, raft_index_t hi, uint64_t ma
         return RAFT_ERR_NOMEM;
     keys_log(from, log->shard_id, lo);
     keys_log(to, log->shard_id, hi);
-    int rc = kvs_scan(log->store, KVS_CF_RAFT, from, sizeof(from), to, sizeof(to),
-                      (uint32_t)c.cap, rlog_collect_entry, &c, &more);
+    int rc = kvs_scan(log->store, KVS_CF_RAFT, from, sizeof(from), to, sizeof(to), (uint32_t)c.cap,
+                      rlog_collect_entry, &c, &more);
     if (c.err == RAFT_OK && rc != 0 && rc != 1)
         c.err = RAFT_ERR_CORRUPT;
     if (c.err == RAFT_OK && c.n == 0) {

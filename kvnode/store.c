@@ -254,6 +254,22 @@ int kvs_batch_write(kvs_batch *b, bool sync) {
     return 0;
 }
 
+int kvs_delete_range(kvs *s, kvs_cf cf, const void *start, size_t start_len, const void *end,
+                     size_t end_len) {
+    /* Past every valid key: keys are at most 4096 bytes, so 4097 bytes of
+     * 0xff sort after all of them. */
+    char beyond[4097];
+    char *err = NULL;
+
+    if (end_len == 0) {
+        memset(beyond, 0xff, sizeof(beyond));
+        end = beyond;
+        end_len = sizeof(beyond);
+    }
+    rocksdb_delete_range_cf(s->db, s->sync_write, s->cf[cf], start, start_len, end, end_len, &err);
+    return err ? kvs_error(err, "delete range") : 0;
+}
+
 uint64_t kvs_synced_writes(kvs *s) {
     return atomic_load(&s->synced_writes);
 }

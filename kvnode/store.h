@@ -77,6 +77,11 @@ size_t kvs_batch_count(kvs_batch *batch);
  * power cut) and empties it. Returns 0 or BS_ERR_IO. */
 int kvs_batch_write(kvs_batch *batch, bool sync);
 
+/* Deletes every key of cf in [start, end) (end_len 0: to the end of the
+ * keyspace), durably. Returns 0 or BS_ERR_IO. */
+int kvs_delete_range(kvs *store, kvs_cf cf, const void *start, size_t start_len, const void *end,
+                     size_t end_len);
+
 /* Synced writes so far: what the Raft loop's group commit is measured by. */
 uint64_t kvs_synced_writes(kvs *store);
 

@@ -170,8 +170,14 @@ struct raft {
     size_t cap_read_states;
 
     raft_hard_state prev_hard_state;
-    raft_entry *ready_committed; /* handed out by ready_get, freed by advance */
+    /* What ready_get handed out, owned by the batch until advance frees it.
+     * Anything queued meanwhile (raft_apply_conf_change runs inside the
+     * batch) goes to the live queues above, for the next batch. */
+    raft_entry *ready_committed;
     size_t n_ready_committed;
+    raft_msg_queue ready_msgs;
+    raft_msg_queue ready_msgs_after;
+    raft_read_state *ready_read_states;
 };
 
 void raft_logf(const raft *r, raft_log_level level, const char *fmt, ...)
@@ -211,7 +217,9 @@ bool raft_committed_in_current_term(const raft *r);
 
 /* ---- read_index.c ---- */
 
-void raft_reads_on_heartbeat_ack(raft *r);
+/* Releases the reads whose round a quorum has now confirmed (after an
+ * acknowledgement, or a membership change that changed the quorum). */
+void raft_reads_recheck(raft *r);
 void raft_reads_on_commit(raft *r);
 void raft_reads_drop_all(raft *r);
 void raft_reads_close_round(raft *r);

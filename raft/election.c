@@ -101,6 +101,11 @@ void raft_campaign(raft *r, bool pre_vote, bool transfer) {
     raft_request_votes(r, type, term, transfer);
 }
 
+void raft_campaign_now(raft *r) {
+    if (r->role != RAFT_LEADER)
+        raft_campaign(r, r->cfg.pre_vote, false);
+}
+
 int raft_handle_vote_request(raft *r, const raft_msg *m) {
     bool pre = m->type == RAFT_MSG_PRE_VOTE;
     /* One vote per term: for whom we already voted, or anyone if we have

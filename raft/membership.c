@@ -99,6 +99,22 @@ static int raft_conf_apply_change(raft_conf_state *c, const raft_change *ch) {
     }
 }
 
+/* Distinct members across all four lists. */
+static uint32_t raft_conf_member_count(const raft_conf_state *c) {
+    const raft_id_t *lists[] = {c->voters, c->voters_outgoing, c->learners, c->learners_next};
+    uint32_t sizes[] = {c->n_voters, c->n_voters_outgoing, c->n_learners, c->n_learners_next};
+    raft_id_t seen[4 * RAFT_MEMBERS_MAX];
+    uint32_t n = 0;
+
+    for (int l = 0; l < 4; l++) {
+        for (uint32_t i = 0; i < sizes[l]; i++) {
+            if (!raft_conf_has(seen, n, lists[l][i]))
+                seen[n++] = lists[l][i];
+        }
+    }
+    return n;
+}
+
 static int raft_conf_enter_joint(raft_conf_state *c, const raft_conf_change *cc) {
     raft_conf_state next = *c;
 
@@ -113,6 +129,8 @@ static int raft_conf_enter_joint(raft_conf_state *c, const raft_conf_change *cc)
     }
     if (next.n_voters == 0)
         return RAFT_ERR_INVALID; /* a group needs a voter */
+    if (raft_conf_member_count(&next) > RAFT_MEMBERS_MAX)
+        return RAFT_ERR_INVALID; /* every member needs progress tracking */
     *c = next;
     return RAFT_OK;
 }
@@ -166,9 +184,10 @@ static void raft_after_conf_change(raft *r) {
     }
     if (r->lead_transferee != RAFT_NONE && !raft_conf_is_voter(&r->conf, r->lead_transferee))
         raft_abort_transfer(r);
-    /* A different quorum may commit more now, and new members need the log
-     * either way. */
+    /* A different quorum may commit more now, or confirm waiting reads; new
+     * members need the log either way. */
     raft_maybe_commit(r);
+    raft_reads_recheck(r);
     raft_broadcast_append(r);
 }
 

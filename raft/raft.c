@@ -95,38 +95,42 @@ static void raft_collect_members(const raft_conf_state *c, raft_id_t *ids, uint3
 /* Makes prs match r->conf: keeps what it knows of remaining members, adds
  * new ones in probe state, drops removed ones. */
 int raft_rebuild_progress(raft *r) {
-    raft_progress old[RAFT_MEMBERS_MAX];
-    uint32_t n_old = r->n_prs;
+    raft_progress next[RAFT_MEMBERS_MAX];
     raft_id_t ids[RAFT_MEMBERS_MAX];
     uint32_t n;
 
-    memcpy(old, r->prs, sizeof(old));
     raft_collect_members(&r->conf, ids, &n);
+    /* Build the new set aside, so running out of memory changes nothing. */
     for (uint32_t i = 0; i < n; i++) {
-        raft_progress *pr = &r->prs[i];
-        raft_progress *prev = NULL;
-        for (uint32_t k = 0; k < n_old; k++) {
-            if (old[k].id == ids[i])
-                prev = &old[k];
-        }
+        raft_progress *prev = raft_progress_of(r, ids[i]);
         if (prev != NULL) {
-            *pr = *prev;
-            prev->inflight = NULL; /* moved */
-        } else {
-            memset(pr, 0, sizeof(*pr));
-            pr->id = ids[i];
-            pr->inflight_cap = r->cfg.max_inflight_msgs;
-            pr->inflight = calloc(pr->inflight_cap, sizeof(raft_index_t));
-            if (pr->inflight == NULL)
-                return RAFT_ERR_NOMEM;
-            raft_pr_reset(pr, raft_log_last_index(&r->log) + 1);
-            /* A new member is presumed active so it gets a snapshot at once. */
-            pr->recent_active = true;
+            next[i] = *prev;
+            continue;
         }
-        pr->is_learner = !raft_conf_is_voter(&r->conf, pr->id);
+        memset(&next[i], 0, sizeof(next[i]));
+        next[i].id = ids[i];
+        next[i].inflight_cap = r->cfg.max_inflight_msgs;
+        next[i].inflight = calloc(next[i].inflight_cap, sizeof(raft_index_t));
+        if (next[i].inflight == NULL) {
+            for (uint32_t k = 0; k < i; k++) {
+                if (raft_progress_of(r, ids[k]) == NULL)
+                    free(next[k].inflight);
+            }
+            return RAFT_ERR_NOMEM;
+        }
+        raft_pr_reset(&next[i], raft_log_last_index(&r->log) + 1);
+        /* A new member is presumed active so it gets a snapshot at once. */
+        next[i].recent_active = true;
     }
-    for (uint32_t k = 0; k < n_old; k++)
-        free(old[k].inflight);
+    /* Members that left take their windows with them. */
+    for (uint32_t k = 0; k < r->n_prs; k++) {
+        if (!raft_conf_has(ids, n, r->prs[k].id))
+            free(r->prs[k].inflight);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        r->prs[i] = next[i];
+        r->prs[i].is_learner = !raft_conf_is_voter(&r->conf, ids[i]);
+    }
     r->n_prs = n;
     return RAFT_OK;
 }
@@ -164,9 +168,13 @@ int raft_send(raft *r, raft_msg *m) {
         m->term = r->term;
     /* A leader's appends, heartbeats and snapshots depend on nothing it has
      * yet to persist (it counts itself toward commit only once persisted), so
-     * they leave at once. Everything else (votes, acknowledgements) speaks of
-     * state that must be on disk first. */
-    raft_msg_queue *q = r->role == RAFT_LEADER ? &r->msgs : &r->msgs_after;
+     * they leave at once, provided its term and vote are on disk: a leader
+     * that won at once (a lone voter) and crashed before persisting its term
+     * could win that term again and send different entries under it.
+     * Everything else (votes, acknowledgements) speaks of state that must be
+     * on disk first. */
+    bool term_on_disk = r->prev_hard_state.term == r->term && r->prev_hard_state.vote == r->vote;
+    raft_msg_queue *q = r->role == RAFT_LEADER && term_on_disk ? &r->msgs : &r->msgs_after;
     int rc = raft_queue_push(q, m);
     if (rc != RAFT_OK)
         raft_msg_free_entries(m);
@@ -299,6 +307,9 @@ void raft_free(raft *r) {
         free(r->prs[i].inflight);
     raft_queue_free(&r->msgs);
     raft_queue_free(&r->msgs_after);
+    raft_queue_free(&r->ready_msgs);
+    raft_queue_free(&r->ready_msgs_after);
+    free(r->ready_read_states);
     raft_entries_free(r->ready_committed, r->n_ready_committed);
     free(r->reads);
     free(r->read_states);
@@ -451,9 +462,28 @@ static int raft_step_leader(raft *r, const raft_msg *m) {
     }
 }
 
+/* Impossible message contents are corruption, refused before any use. */
+static int raft_check_msg(const raft_msg *m) {
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        if (m->entries[i].index != m->index + 1 + i || m->entries[i].term > m->term ||
+            (m->entries[i].len > 0 && m->entries[i].data == NULL))
+            return RAFT_ERR_CORRUPT;
+    }
+    if (m->n_entries > 0 && m->type != RAFT_MSG_APPEND)
+        return RAFT_ERR_CORRUPT;
+    if (m->snapshot.len > 0 && m->snapshot.data == NULL)
+        return RAFT_ERR_CORRUPT;
+    return RAFT_OK;
+}
+
 int raft_step(raft *r, const raft_msg *m) {
     if (m->to != r->id || m->from == r->id || (unsigned)m->type >= RAFT_MSG_TYPE_COUNT_)
         return RAFT_ERR_INVALID;
+    if (raft_check_msg(m) != RAFT_OK) {
+        raft_logf(r, RAFT_LOG_WARN, "refusing a malformed %s from %llu",
+                  raft_msg_type_name(m->type), (unsigned long long)m->from);
+        return RAFT_ERR_CORRUPT;
+    }
     if (m->term > r->term && !raft_step_higher_term(r, m))
         return RAFT_OK;
     if (m->term < r->term)

@@ -235,6 +235,11 @@ void raft_free(raft *r);
 /* Advances the clock by one tick. */
 void raft_tick(raft *r);
 
+/* Starts an election now, as if the election timeout had passed (a host
+ * whose group has this node as its only voter need not wait). No effect on a
+ * leader or a node that cannot campaign. */
+void raft_campaign_now(raft *r);
+
 /* Feeds a message from another member. The message is copied as needed. */
 int raft_step(raft *r, const raft_msg *msg);
 

@@ -100,7 +100,7 @@ int raft_read_index(raft *r, uint64_t request_id) {
     return RAFT_OK;
 }
 
-void raft_reads_on_heartbeat_ack(raft *r) {
+void raft_reads_recheck(raft *r) {
     raft_release_reads(r);
 }
 

@@ -40,12 +40,21 @@ int raft_ready_get(raft *r, raft_ready *rd) {
         rd->committed = r->ready_committed;
         rd->n_committed = r->n_ready_committed;
     }
-    rd->messages = r->msgs.items;
-    rd->n_messages = r->msgs.n;
-    rd->messages_after_persist = r->msgs_after.items;
-    rd->n_messages_after_persist = r->msgs_after.n;
-    rd->read_states = r->read_states;
+    /* The batch takes the queues; new messages and read states start anew. */
+    r->ready_msgs = r->msgs;
+    r->ready_msgs_after = r->msgs_after;
+    r->ready_read_states = r->read_states;
+    memset(&r->msgs, 0, sizeof(r->msgs));
+    memset(&r->msgs_after, 0, sizeof(r->msgs_after));
+    rd->messages = r->ready_msgs.items;
+    rd->n_messages = r->ready_msgs.n;
+    rd->messages_after_persist = r->ready_msgs_after.items;
+    rd->n_messages_after_persist = r->ready_msgs_after.n;
+    rd->read_states = r->ready_read_states;
     rd->n_read_states = r->n_read_states;
+    r->read_states = NULL;
+    r->n_read_states = 0;
+    r->cap_read_states = 0;
 
     /* Heartbeats of the open read round leave with this batch: later reads
      * need a round of their own. */
@@ -53,10 +62,11 @@ int raft_ready_get(raft *r, raft_ready *rd) {
     return RAFT_OK;
 }
 
-static void raft_queue_clear(raft_msg_queue *q) {
+static void raft_queue_release(raft_msg_queue *q) {
     for (size_t i = 0; i < q->n; i++)
         raft_msg_free_entries(&q->items[i]);
-    q->n = 0;
+    free(q->items);
+    memset(q, 0, sizeof(*q));
 }
 
 /* Proposals leave the uncommitted budget once applied. */
@@ -82,9 +92,10 @@ void raft_advance(raft *r, raft_ready *rd) {
     raft_entries_free(r->ready_committed, r->n_ready_committed);
     r->ready_committed = NULL;
     r->n_ready_committed = 0;
-    raft_queue_clear(&r->msgs);
-    raft_queue_clear(&r->msgs_after);
-    r->n_read_states = 0;
+    raft_queue_release(&r->ready_msgs);
+    raft_queue_release(&r->ready_msgs_after);
+    free(r->ready_read_states);
+    r->ready_read_states = NULL;
 
     if (r->role == RAFT_LEADER) {
         /* Only now, with its entries on disk, does the leader count itself

@@ -280,7 +280,7 @@ int raft_handle_heartbeat_response(raft *r, const raft_msg *m) {
         raft_maybe_send_append(r, m->from, true);
     if (m->context > pr->read_ack) {
         pr->read_ack = m->context;
-        raft_reads_on_heartbeat_ack(r);
+        raft_reads_recheck(r);
     }
     return RAFT_OK;
 }

@@ -72,6 +72,8 @@ struct rpc_call {
     grpc_byte_buffer *response_payload;
     grpc_slice status_details;
     int cancelled;
+    grpc_metadata trailers[RPC_CALL_TRAILERS_MAX];
+    size_t n_trailers;
 };
 
 struct rpc_server {
@@ -197,6 +199,10 @@ static void rpc_call_free(rpc_call *c) {
     if (c->response_payload)
         grpc_byte_buffer_destroy(c->response_payload);
     grpc_slice_unref(c->status_details);
+    for (size_t i = 0; i < c->n_trailers; i++) {
+        grpc_slice_unref(c->trailers[i].key);
+        grpc_slice_unref(c->trailers[i].value);
+    }
     grpc_metadata_array_destroy(&c->request_metadata);
     grpc_call_details_destroy(&c->details);
     if (c->call)
@@ -242,6 +248,8 @@ static void rpc_call_finish(rpc_call *c, grpc_status_code code, const char *mess
     }
     c->status_details = grpc_slice_from_copied_string(message);
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.trailing_metadata_count = c->n_trailers;
+    ops[n].data.send_status_from_server.trailing_metadata = c->trailers;
     ops[n].data.send_status_from_server.status = code;
     ops[n++].data.send_status_from_server.status_details = &c->status_details;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -273,6 +281,14 @@ void rpc_call_fail(rpc_call *c, grpc_status_code code, const char *fmt, ...) {
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
     rpc_call_finish(c, code, message);
+}
+
+void rpc_call_add_trailer(rpc_call *c, const char *key, const char *value) {
+    if (c->n_trailers == RPC_CALL_TRAILERS_MAX)
+        return;
+    c->trailers[c->n_trailers].key = grpc_slice_from_copied_string(key);
+    c->trailers[c->n_trailers].value = grpc_slice_from_copied_string(value);
+    c->n_trailers++;
 }
 
 gpr_timespec rpc_call_deadline(const rpc_call *c) {

@@ -78,6 +78,12 @@ void rpc_call_reply(rpc_call *call, const ProtobufCMessage *response);
 void rpc_call_fail(rpc_call *call, grpc_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Trailing metadata sent with the call's answer (at most
+ * RPC_CALL_TRAILERS_MAX pairs; key and value are copied). Typed errors carry
+ * their details this way, e.g. the leader to retry with. */
+#define RPC_CALL_TRAILERS_MAX 4
+void rpc_call_add_trailer(rpc_call *call, const char *key, const char *value);
+
 /* The deadline the client set (infinite when it set none). */
 gpr_timespec rpc_call_deadline(const rpc_call *call);
 

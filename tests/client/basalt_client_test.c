@@ -7,6 +7,7 @@
 
 #include "client/basalt_client.h"
 #include "kvnode/kv_service.h"
+#include "kvnode/node.h"
 #include "kvnode/store.h"
 #include "runtime/error.h"
 #include "tests/testing/cunit_main.h"
@@ -14,6 +15,7 @@
 
 static char dir[256];
 static kvs *store;
+static node *kvnode;
 static rpc_server *server;
 static char endpoint[64];
 static char why[256];
@@ -21,16 +23,20 @@ static char why[256];
 static void setup(void) {
     cunit_require(temp_dir_make(dir, sizeof(dir)) == 0, "make a temporary directory");
     cunit_require(kvs_open(dir, &store) == 0, "open the store");
+    node_config cfg = {.node_id = 1, .store = store, .bootstrap = true};
+    cunit_require(node_start(&cfg, &kvnode) == 0, "start a node with one shard");
     server = rpc_server_create("127.0.0.1:0", 2);
-    cunit_require(server != NULL && kv_service_register(server, store) == 0 &&
+    cunit_require(server != NULL && kv_service_register(server, kvnode) == 0 &&
                       rpc_server_start(server) == 0,
                   "start the KV service");
     snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", rpc_server_port(server));
 }
 
 static void teardown(void) {
+    node_halt(kvnode);
     rpc_server_stop(server);
     rpc_server_destroy(server);
+    node_free(kvnode);
     kvs_close(store);
     temp_dir_remove(dir);
 }

@@ -73,7 +73,8 @@ class Node:
         log = open(self.log_path, "a")
         offset = log.tell()
         self.proc = subprocess.Popen(
-            [KVNODE, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir] + self.extra_args,
+            [KVNODE, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, "--bootstrap"]
+            + self.extra_args,
             stderr=log, stdout=log)
         log.close()
         self.port = self._wait_for_port(offset)

@@ -11,75 +11,90 @@
 
 static char dir[256];
 static kvs *store;
+static kvs_batch *batch;
 
 static void setup(void) {
     cunit_require(temp_dir_make(dir, sizeof(dir)) == 0, "make a temporary directory");
     cunit_require(kvs_open(dir, &store) == 0, "open the store");
+    batch = kvs_batch_new(store);
 }
 
 static void teardown(void) {
+    kvs_batch_free(batch);
     kvs_close(store);
     store = NULL;
     temp_dir_remove(dir);
 }
 
+static void put(kvs_cf cf, const char *key, size_t key_len, const char *value, size_t value_len) {
+    kvs_batch_put(batch, cf, key, key_len, value, value_len);
+    CU_ASSERT_EQUAL_FATAL(kvs_batch_write(batch, true), 0);
+}
+
 /* Asserts that key holds exactly value (value NULL: that key is absent). */
-static void expect_value(const char *key, size_t key_len, const char *value, size_t value_len) {
+static void expect_value(kvs_cf cf, const char *key, size_t key_len, const char *value,
+                         size_t value_len) {
     bool found;
     char *got;
     size_t got_len;
 
-    CU_ASSERT_EQUAL_FATAL(kvs_get(store, key, key_len, &found, &got, &got_len), 0);
+    CU_ASSERT_EQUAL_FATAL(kvs_get(store, cf, key, key_len, &found, &got, &got_len), 0);
     CU_ASSERT_EQUAL(found, value != NULL);
-    if (value != NULL && found) {
-        CU_ASSERT_EQUAL(got_len, value_len);
+    if (value != NULL && found)
         CU_ASSERT(got_len == value_len && memcmp(got, value, value_len) == 0);
-    }
     free(got);
 }
 
-static void test_put_then_get_returns_value(void) {
-    CU_ASSERT_EQUAL(kvs_put(store, "k", 1, "v1", 2), 0);
-    expect_value("k", 1, "v1", 2);
-    CU_ASSERT_EQUAL(kvs_put(store, "k", 1, "second", 6), 0);
-    expect_value("k", 1, "second", 6);
+static void test_batch_write_then_get(void) {
+    put(KVS_CF_DATA, "k", 1, "v1", 2);
+    expect_value(KVS_CF_DATA, "k", 1, "v1", 2);
+    put(KVS_CF_DATA, "k", 1, "second", 6);
+    expect_value(KVS_CF_DATA, "k", 1, "second", 6);
+    expect_value(KVS_CF_DATA, "nope", 4, NULL, 0);
 }
 
-static void test_get_missing_key_is_not_found(void) {
-    expect_value("nope", 4, NULL, 0);
+static void test_column_families_are_separate(void) {
+    put(KVS_CF_RAFT, "k", 1, "raft", 4);
+    expect_value(KVS_CF_DATA, "k", 1, NULL, 0);
+    expect_value(KVS_CF_RAFT, "k", 1, "raft", 4);
 }
 
-static void test_binary_keys_and_values_round_trip(void) {
+static void test_binary_keys_values_and_empty_value(void) {
     const char key[] = {'a', '\0', (char)0xff, 'b'};
     const char value[] = {'\0', (char)0xff, '\0'};
 
-    CU_ASSERT_EQUAL(kvs_put(store, key, sizeof(key), value, sizeof(value)), 0);
-    expect_value(key, sizeof(key), value, sizeof(value));
-    /* The prefix before the NUL is a different key. */
-    expect_value("a", 1, NULL, 0);
+    put(KVS_CF_DATA, key, sizeof(key), value, sizeof(value));
+    expect_value(KVS_CF_DATA, key, sizeof(key), value, sizeof(value));
+    expect_value(KVS_CF_DATA, "a", 1, NULL, 0);
+    put(KVS_CF_DATA, "empty", 5, "", 0);
+    expect_value(KVS_CF_DATA, "empty", 5, "", 0);
 }
 
-static void test_empty_value_is_stored_and_found(void) {
-    CU_ASSERT_EQUAL(kvs_put(store, "empty", 5, "", 0), 0);
-    expect_value("empty", 5, "", 0);
-}
+static void test_batch_get_sees_the_batch_itself(void) {
+    bool found;
+    char *v;
+    size_t len;
 
-static void test_delete_reports_whether_key_existed(void) {
-    bool existed = false;
-
-    CU_ASSERT_EQUAL(kvs_put(store, "d", 1, "x", 1), 0);
-    CU_ASSERT_EQUAL(kvs_delete(store, "d", 1, &existed), 0);
-    CU_ASSERT_TRUE(existed);
-    expect_value("d", 1, NULL, 0);
-    CU_ASSERT_EQUAL(kvs_delete(store, "d", 1, &existed), 0);
-    CU_ASSERT_FALSE(existed);
+    put(KVS_CF_DATA, "d", 1, "x", 1);
+    kvs_batch_delete(batch, KVS_CF_DATA, "d", 1);
+    kvs_batch_put(batch, KVS_CF_DATA, "n", 1, "new", 3);
+    CU_ASSERT_EQUAL(kvs_batch_get(batch, KVS_CF_DATA, "d", 1, &found, &v, &len), 0);
+    CU_ASSERT_FALSE(found);
+    CU_ASSERT_EQUAL(kvs_batch_get(batch, KVS_CF_DATA, "n", 1, &found, &v, &len), 0);
+    CU_ASSERT_TRUE(found);
+    free(v);
+    /* Not written yet: the store does not see it. */
+    expect_value(KVS_CF_DATA, "d", 1, "x", 1);
+    CU_ASSERT_EQUAL(kvs_batch_count(batch), 2);
+    CU_ASSERT_EQUAL(kvs_batch_write(batch, false), 0);
+    CU_ASSERT_EQUAL(kvs_batch_count(batch), 0);
+    expect_value(KVS_CF_DATA, "d", 1, NULL, 0);
 }
 
 /* Collects scanned keys into one string, separated by '|'. */
 typedef struct {
     char keys[512];
     size_t len;
-    int count;
 } scan_log;
 
 static int collect_key(const char *key, size_t key_len, const char *value, size_t value_len,
@@ -92,76 +107,48 @@ static int collect_key(const char *key, size_t key_len, const char *value, size_
     log->len += key_len;
     log->keys[log->len++] = '|';
     log->keys[log->len] = '\0';
-    log->count++;
     return 0;
 }
 
 static void put_keys(const char *const *keys, int n) {
     for (int i = 0; i < n; i++)
-        CU_ASSERT_EQUAL_FATAL(kvs_put(store, keys[i], strlen(keys[i]), "v", 1), 0);
+        kvs_batch_put(batch, KVS_CF_DATA, keys[i], strlen(keys[i]), "v", 1);
+    CU_ASSERT_EQUAL_FATAL(kvs_batch_write(batch, true), 0);
 }
 
-static void test_scan_returns_keys_in_bytewise_order(void) {
+static void test_scan_order_bounds_and_limit(void) {
     static const char *const keys[] = {"b", "a", "ab", "B", "\xff", "a\x01"};
     scan_log log = {0};
     bool more = true;
 
     put_keys(keys, 6);
-    CU_ASSERT_EQUAL(kvs_scan(store, "", 0, NULL, 0, 100, collect_key, &log, &more), 0);
+    CU_ASSERT_EQUAL(kvs_scan(store, KVS_CF_DATA, "", 0, NULL, 0, 100, collect_key, &log, &more), 0);
     CU_ASSERT_STRING_EQUAL(log.keys, "B|a|a\x01|ab|b|\xff|");
     CU_ASSERT_FALSE(more);
-}
-
-static void test_scan_honours_start_end_and_limit(void) {
-    static const char *const keys[] = {"k1", "k2", "k3", "k4", "k5"};
-    scan_log log = {0};
-    bool more = false;
-
-    put_keys(keys, 5);
-    /* [k2, k4): end is exclusive. */
-    CU_ASSERT_EQUAL(kvs_scan(store, "k2", 2, "k4", 2, 100, collect_key, &log, &more), 0);
-    CU_ASSERT_STRING_EQUAL(log.keys, "k2|k3|");
-    CU_ASSERT_FALSE(more);
-
-    /* A limit that cuts the range says there is more. */
     memset(&log, 0, sizeof(log));
-    CU_ASSERT_EQUAL(kvs_scan(store, "k", 1, NULL, 0, 2, collect_key, &log, &more), 0);
-    CU_ASSERT_STRING_EQUAL(log.keys, "k1|k2|");
+    CU_ASSERT_EQUAL(kvs_scan(store, KVS_CF_DATA, "a", 1, "b", 1, 2, collect_key, &log, &more), 0);
+    CU_ASSERT_STRING_EQUAL(log.keys, "a|a\x01|");
     CU_ASSERT_TRUE(more);
-
-    /* A limit equal to what remains does not. */
-    memset(&log, 0, sizeof(log));
-    CU_ASSERT_EQUAL(kvs_scan(store, "k4", 2, NULL, 0, 2, collect_key, &log, &more), 0);
-    CU_ASSERT_STRING_EQUAL(log.keys, "k4|k5|");
-    CU_ASSERT_FALSE(more);
 }
 
-static int stop_after_first(const char *key, size_t key_len, const char *value, size_t value_len,
-                            void *ctx) {
-    (void)key;
-    (void)key_len;
-    (void)value;
-    (void)value_len;
-    (*(int *)ctx)++;
-    return 42;
-}
-
-static void test_scan_stops_with_callback_code(void) {
-    static const char *const keys[] = {"x1", "x2"};
-    int calls = 0;
+static void test_delete_range_to_the_end(void) {
+    static const char *const keys[] = {"r1", "r2", "s1", "\xff\xff"};
+    scan_log log = {0};
     bool more;
 
-    put_keys(keys, 2);
-    CU_ASSERT_EQUAL(kvs_scan(store, "x", 1, NULL, 0, 10, stop_after_first, &calls, &more), 42);
-    CU_ASSERT_EQUAL(calls, 1);
+    put_keys(keys, 4);
+    CU_ASSERT_EQUAL(kvs_delete_range(store, KVS_CF_DATA, "r2", 2, NULL, 0), 0);
+    CU_ASSERT_EQUAL(kvs_scan(store, KVS_CF_DATA, "", 0, NULL, 0, 100, collect_key, &log, &more), 0);
+    CU_ASSERT_STRING_EQUAL(log.keys, "r1|");
 }
 
 static void test_data_survives_reopen(void) {
-    CU_ASSERT_EQUAL(kvs_put(store, "durable", 7, "yes", 3), 0);
+    put(KVS_CF_DATA, "durable", 7, "yes", 3);
+    kvs_batch_free(batch);
     kvs_close(store);
-    store = NULL;
     CU_ASSERT_EQUAL_FATAL(kvs_open(dir, &store), 0);
-    expect_value("durable", 7, "yes", 3);
+    batch = kvs_batch_new(store);
+    expect_value(KVS_CF_DATA, "durable", 7, "yes", 3);
 }
 
 static void test_second_open_of_same_dir_fails(void) {
@@ -169,37 +156,39 @@ static void test_second_open_of_same_dir_fails(void) {
 
     CU_ASSERT_NOT_EQUAL(kvs_open(dir, &other), 0);
     CU_ASSERT_PTR_NULL(other);
-    /* The first handle still works. */
-    CU_ASSERT_EQUAL(kvs_put(store, "still", 5, "ok", 2), 0);
+    put(KVS_CF_DATA, "still", 5, "ok", 2);
 }
 
-static void test_writes_refused_when_disk_reserve_reached(void) {
-    bool existed;
+static void test_synced_writes_are_counted(void) {
+    uint64_t before = kvs_synced_writes(store);
 
-    /* No file system here has an exabyte free: every write hits the reserve. */
+    put(KVS_CF_DATA, "a", 1, "1", 1);
+    kvs_batch_put(batch, KVS_CF_DATA, "b", 1, "2", 1);
+    CU_ASSERT_EQUAL(kvs_batch_write(batch, false), 0);
+    CU_ASSERT_EQUAL(kvs_synced_writes(store) - before, 1);
+}
+
+static void test_disk_reserve(void) {
+    /* No file system here has an exabyte free. */
     kvs_set_disk_reserve(store, 1ull << 60);
-    CU_ASSERT_EQUAL(kvs_put(store, "r", 1, "v", 1), BS_ERR_RESOURCE_EXHAUSTED);
-    CU_ASSERT_EQUAL(kvs_delete(store, "r", 1, &existed), BS_ERR_RESOURCE_EXHAUSTED);
-    expect_value("r", 1, NULL, 0);
-    /* Below the reserve again, writes go through. */
+    CU_ASSERT_EQUAL(kvs_check_space(store, 1, 100), BS_ERR_RESOURCE_EXHAUSTED);
+    CU_ASSERT_EQUAL(kvs_check_space(store, 1, 50), BS_ERR_RESOURCE_EXHAUSTED);
     kvs_set_disk_reserve(store, 0);
-    CU_ASSERT_EQUAL(kvs_put(store, "r", 1, "v", 1), 0);
-    expect_value("r", 1, "v", 1);
+    CU_ASSERT_EQUAL(kvs_check_space(store, 1, 100), 0);
 }
 
 int main(void) {
     CU_TestInfo tests[] = {
-        {"put_then_get_returns_value", test_put_then_get_returns_value},
-        {"get_missing_key_is_not_found", test_get_missing_key_is_not_found},
-        {"binary_keys_and_values_round_trip", test_binary_keys_and_values_round_trip},
-        {"empty_value_is_stored_and_found", test_empty_value_is_stored_and_found},
-        {"delete_reports_whether_key_existed", test_delete_reports_whether_key_existed},
-        {"scan_returns_keys_in_bytewise_order", test_scan_returns_keys_in_bytewise_order},
-        {"scan_honours_start_end_and_limit", test_scan_honours_start_end_and_limit},
-        {"scan_stops_with_callback_code", test_scan_stops_with_callback_code},
+        {"batch_write_then_get", test_batch_write_then_get},
+        {"column_families_are_separate", test_column_families_are_separate},
+        {"binary_keys_values_and_empty_value", test_binary_keys_values_and_empty_value},
+        {"batch_get_sees_the_batch_itself", test_batch_get_sees_the_batch_itself},
+        {"scan_order_bounds_and_limit", test_scan_order_bounds_and_limit},
+        {"delete_range_to_the_end", test_delete_range_to_the_end},
         {"data_survives_reopen", test_data_survives_reopen},
         {"second_open_of_same_dir_fails", test_second_open_of_same_dir_fails},
-        {"writes_refused_when_disk_reserve_reached", test_writes_refused_when_disk_reserve_reached},
+        {"synced_writes_are_counted", test_synced_writes_are_counted},
+        {"disk_reserve", test_disk_reserve},
         CU_TEST_INFO_NULL,
     };
     return cunit_run_suite("kvnode_store", tests, setup, teardown);

@@ -290,6 +290,12 @@ void cluster_ready_finish(cluster *c, cluster_node *node) {
         cluster_enqueue(c, &rd->messages_after_persist[i], c->now + 1);
     for (size_t i = 0; i < rd->n_committed && c->violation[0] == '\0'; i++)
         cluster_apply(c, node, &rd->committed[i]);
+    for (size_t i = 0; i < rd->n_read_states && c->logging; i++)
+        fprintf(stderr, "[step %llu] node %llu: read %llu answered: index %llu, %s\n",
+                (unsigned long long)c->now, (unsigned long long)node->id,
+                (unsigned long long)rd->read_states[i].request_id,
+                (unsigned long long)rd->read_states[i].index,
+                raft_err_message(rd->read_states[i].err));
     for (size_t i = 0; i < rd->n_read_states && c->n_reads < CLUSTER_READS_MAX; i++) {
         c->reads[c->n_reads] = rd->read_states[i];
         c->read_node[c->n_reads++] = node->id;

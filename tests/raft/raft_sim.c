@@ -13,7 +13,8 @@
  *     no committed entry is ever lost or changed (this also covers log
  *     matching on the committed prefix);
  *   - every ReadIndex answer is at least the highest commit index any node
- *     had when the read began.
+ *     had when the read began, and every read is answered in the end (or its
+ *     node crashed, which in a real host fails the client's call).
  * After the last step every fault heals, and a leader must emerge and commit
  * a proposal within a bounded number of ticks (liveness).
  *
@@ -46,6 +47,8 @@ typedef struct {
     cluster *c;
     uint64_t next_read_id;
     raft_index_t read_bound[SIM_READS_MAX]; /* by request id */
+    raft_id_t read_node[SIM_READS_MAX];     /* who took the read */
+    bool read_done[SIM_READS_MAX];          /* answered, or its node crashed */
     raft_index_t max_commit;
     uint64_t commits;
     uint64_t proposals;
@@ -84,7 +87,12 @@ static void sim_check_reads(sim *s) {
 
     for (size_t i = 0; i < c->n_reads; i++) {
         raft_read_state *rs = &c->reads[i];
-        if (rs->err != RAFT_OK || rs->request_id >= SIM_READS_MAX)
+        if (rs->request_id >= SIM_READS_MAX)
+            continue;
+        if (s->read_done[rs->request_id])
+            cluster_violation(c, "read %llu answered twice", (unsigned long long)rs->request_id);
+        s->read_done[rs->request_id] = true;
+        if (rs->err != RAFT_OK)
             continue;
         if (rs->index < s->read_bound[rs->request_id])
             cluster_violation(c, "read %llu answered at index %llu, below commit %llu at its start",
@@ -156,7 +164,35 @@ static void sim_read(sim *s) {
         return;
     sim_track_commit(s);
     s->read_bound[s->next_read_id] = s->max_commit;
-    raft_read_index(r, s->next_read_id++);
+    s->read_node[s->next_read_id] = raft_id(r);
+    int rc = raft_read_index(r, s->next_read_id);
+    if (s->c->logging)
+        fprintf(stderr, "[step %llu] read %llu at node %llu term %llu commit %llu: %s\n",
+                (unsigned long long)s->c->now, (unsigned long long)s->next_read_id,
+                (unsigned long long)raft_id(r), (unsigned long long)raft_term(r),
+                (unsigned long long)raft_commit_index(r), raft_err_message(rc));
+    if (rc != RAFT_OK)
+        s->read_done[s->next_read_id] = true; /* refused at once: answered */
+    s->next_read_id++;
+}
+
+/* A crash loses the node's waiting reads; its clients see the failure. */
+static void sim_crash(sim *s, raft_id_t id) {
+    cluster_crash(s->c, id);
+    for (uint64_t i = 0; i < s->next_read_id; i++) {
+        if (s->read_node[i] == id)
+            s->read_done[i] = true;
+    }
+}
+
+static void sim_check_all_reads_answered(sim *s) {
+    for (uint64_t i = 0; i < s->next_read_id; i++) {
+        if (!s->read_done[i]) {
+            cluster_violation(s->c, "read %llu at node %llu was never answered",
+                              (unsigned long long)i, (unsigned long long)s->read_node[i]);
+            return;
+        }
+    }
 }
 
 static void sim_partition(sim *s) {
@@ -289,7 +325,7 @@ static void sim_step(sim *s) {
         break;
     case 7:
         if (n->r != NULL)
-            cluster_crash(c, n->id);
+            sim_crash(s, n->id);
         break;
     case 8:
         if (n->r == NULL)
@@ -325,21 +361,36 @@ static void sim_check_liveness(sim *s) {
         cluster_start(c, n->id);
     }
     raft_index_t target = 0;
+    raft_term_t target_term = 0;
     for (int t = 0; t < SIM_LIVENESS_TICKS && c->violation[0] == '\0'; t++) {
         cluster_tick_all(c);
         cluster_stabilize(c, 100);
+        sim_check_reads(s);
         raft_id_t lead = cluster_leader(c);
         if (lead == RAFT_NONE)
             continue;
         raft *r = cluster_raft(c, lead);
-        if (target == 0) {
+        /* Propose (again, when a new leader may have dropped it). */
+        if (target == 0 || raft_term(r) != target_term) {
             raft_index_t index;
-            if (raft_propose(r, "liveness", 8, &index) == RAFT_OK)
+            if (raft_propose(r, "liveness", 8, &index) == RAFT_OK) {
                 target = index;
+                target_term = raft_term(r);
+            }
             continue;
         }
-        if (raft_commit_index(r) >= target && c->nodes[lead - 1].applied >= target)
+        raft_term_t t_at;
+        if (raft_commit_index(r) >= target && c->nodes[lead - 1].applied >= target &&
+            raft_term_at(r, target, &t_at) == RAFT_OK && t_at == target_term) {
+            /* A few heartbeat rounds more, for reads still in flight. */
+            for (int k = 0; k < 3 * c->base.election_ticks; k++) {
+                cluster_tick_all(c);
+                cluster_stabilize(c, 100);
+                sim_check_reads(s);
+            }
+            sim_check_all_reads_answered(s);
             return;
+        }
     }
     if (c->violation[0] == '\0')
         cluster_violation(c, "no leader committed a proposal within %d ticks after healing",

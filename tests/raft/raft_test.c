@@ -785,6 +785,121 @@ static void test_conf_change_encoding_round_trips_and_rejects_garbage(void) {
     CU_ASSERT_EQUAL(raft_conf_change_decode(zero_id, sizeof(zero_id), &cc), RAFT_ERR_CORRUPT);
 }
 
+/* ---- found in review ---- */
+
+/* Delivers the queued messages of a type (-1: any) to a node. */
+static void deliver_where(int type, raft_id_t to) {
+    for (size_t k = 0; k < c->n_msgs;) {
+        raft_msg *m = &c->msgs[k].msg;
+        if ((type < 0 || (int)m->type == type) && m->to == to) {
+            cluster_deliver(c, k); /* moves the last message into k */
+            k = 0;
+            continue;
+        }
+        k++;
+    }
+}
+
+static void ready_of(raft_id_t id) {
+    cluster_node *n = &c->nodes[id - 1];
+    if (n->r != NULL && raft_has_ready(n->r))
+        cluster_handle_ready(c, n);
+}
+
+/* Applying a membership change inside a ready batch can make the leader step
+ * down, dropping waiting reads: those answers must reach the host in the
+ * next batch, not vanish (nor be written into the batch being handled). */
+static void test_reads_dropped_while_applying_membership_are_answered(void) {
+    c = cluster_new(3, 3, 1);
+    cluster_elect(c, 1);
+    raft_conf_change cc = {.n_changes = 1, .changes = {{RAFT_CHANGE_ADD_LEARNER, 1}}};
+    raft_index_t index;
+    CU_ASSERT_EQUAL_FATAL(raft_propose_conf_change(node(1), &cc, &index), RAFT_OK);
+    for (int i = 0; i < 200 && raft_conf(node(1))->n_voters_outgoing == 0; i++)
+        cluster_stabilize(c, 1);
+    CU_ASSERT_FATAL(raft_conf(node(1))->n_voters_outgoing > 0);
+    raft_index_t leave = raft_last_index(node(1));
+    ready_of(1); /* the leave-joint entry goes out */
+    deliver_where(-1, 2);
+    deliver_where(-1, 3);
+    ready_of(2);
+    ready_of(3); /* their acks wait in the queue */
+    c->n_reads = 0;
+    for (uint64_t id = 1; id <= 16; id++)
+        CU_ASSERT_EQUAL(raft_read_index(node(1), id), RAFT_OK);
+    ready_of(1);
+    deliver_where(RAFT_MSG_HEARTBEAT, 2);
+    deliver_where(RAFT_MSG_HEARTBEAT, 3);
+    ready_of(2);
+    ready_of(3);
+    deliver_where(RAFT_MSG_HEARTBEAT_RESP, 1);
+    CU_ASSERT(raft_commit_index(node(1)) < leave);
+    CU_ASSERT_EQUAL(raft_read_index(node(1), 17), RAFT_OK); /* a new round, still open */
+    deliver_where(RAFT_MSG_APPEND_RESP, 1);                 /* leave-joint commits */
+    CU_ASSERT(raft_commit_index(node(1)) >= leave);
+    ready_of(1); /* applies it: 1 is a learner now, steps down, drops read 17 */
+    CU_ASSERT_NOT_EQUAL(raft_get_role(node(1)), RAFT_LEADER);
+    cluster_stabilize(c, 50);
+    CU_ASSERT_EQUAL(reads_of(1, RAFT_OK), 16);
+    CU_ASSERT_EQUAL(reads_of(1, RAFT_ERR_READ_DROPPED), 1);
+}
+
+/* A lone voter wins at once; until its new term is on disk it must not send
+ * anything, or after a crash it could win that term again with other
+ * entries. */
+static void test_leader_sends_nothing_before_its_term_is_persisted(void) {
+    c = cluster_new(2, 1, 1); /* voter 1, learner 2 */
+    cluster_elect(c, 1);
+    cluster_crash(c, 1);
+    cluster_start(c, 1);
+    for (int i = 0; i < 100 && raft_get_role(node(1)) != RAFT_LEADER; i++)
+        raft_tick(node(1));
+    CU_ASSERT_EQUAL_FATAL(raft_get_role(node(1)), RAFT_LEADER);
+    CU_ASSERT_EQUAL(cluster_propose(c, 1, "early"), RAFT_OK);
+    cluster_ready_begin(c, &c->nodes[0]);
+    CU_ASSERT_EQUAL(queued(RAFT_MSG_APPEND, 1, 2), 0);
+    cluster_ready_finish(c, &c->nodes[0]);
+    CU_ASSERT(queued(RAFT_MSG_APPEND, 1, 2) > 0);
+}
+
+static void test_membership_over_members_max_refused(void) {
+    c = cluster_new(1, 1, 1);
+    run_ticks(25);
+    raft_conf_change learners = {.n_changes = 15};
+    for (uint32_t i = 0; i < 15; i++)
+        learners.changes[i] = (raft_change){RAFT_CHANGE_ADD_LEARNER, 2 + i};
+    raft_index_t index;
+    CU_ASSERT_EQUAL_FATAL(raft_propose_conf_change(node(1), &learners, &index), RAFT_OK);
+    cluster_stabilize(c, 100);
+    CU_ASSERT_EQUAL(raft_conf(node(1))->n_learners, 15);
+    /* A 17th member cannot be tracked: refused, nothing changes. */
+    raft_conf_change one_more = {.n_changes = 1, .changes = {{RAFT_CHANGE_ADD_VOTER, 17}}};
+    CU_ASSERT_EQUAL(raft_propose_conf_change(node(1), &one_more, &index), RAFT_ERR_INVALID);
+    CU_ASSERT_EQUAL(raft_conf(node(1))->n_voters, 1);
+}
+
+static void test_append_with_misnumbered_entries_refused(void) {
+    c = cluster_new(3, 3, 1);
+    cluster_elect(c, 1);
+    raft_term_t t = raft_term(node(2));
+    raft_index_t last = raft_last_index(node(2));
+    uint8_t d[4] = "xyz";
+    raft_entry e = {.term = t, .index = last - 1, .len = 3, .data = d}; /* should be last+1 */
+    raft_msg m = {.type = RAFT_MSG_APPEND,
+                  .from = 1,
+                  .to = 2,
+                  .term = t,
+                  .index = last,
+                  .log_term = t,
+                  .n_entries = 1,
+                  .entries = &e};
+    CU_ASSERT_EQUAL(raft_step(node(2), &m), RAFT_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(raft_last_index(node(2)), last);
+    e.index = last + 1;
+    e.term = t + 1; /* newer than the message's own term */
+    CU_ASSERT_EQUAL(raft_step(node(2), &m), RAFT_ERR_CORRUPT);
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"three_nodes_elect_one_leader", test_three_nodes_elect_one_leader},
@@ -831,6 +946,12 @@ int main(void) {
         {"bad_config_and_messages_refused", test_bad_config_and_messages_refused},
         {"conf_change_encoding_round_trips_and_rejects_garbage",
          test_conf_change_encoding_round_trips_and_rejects_garbage},
+        {"reads_dropped_while_applying_membership_are_answered",
+         test_reads_dropped_while_applying_membership_are_answered},
+        {"leader_sends_nothing_before_its_term_is_persisted",
+         test_leader_sends_nothing_before_its_term_is_persisted},
+        {"membership_over_members_max_refused", test_membership_over_members_max_refused},
+        {"append_with_misnumbered_entries_refused", test_append_with_misnumbered_entries_refused},
         CU_TEST_INFO_NULL,
     };
     return cunit_run_suite("raft", tests, setup, teardown);

@@ -1,0 +1,85 @@
+/* apply: committed entries into the state machine.
+ *
+ * Every replica applies the same entries in the same order, into the node's
+ * apply batch, together with its new applied index: the batch is written
+ * atomically, so data and applied index never disagree, even after a crash.
+ * Deletes read the batch itself to learn whether the key existed, so a put
+ * and a delete of one key applied in one batch are seen in order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "basalt/v1/raft.pb-c.h"
+#include "kvnode/node.h"
+#include "runtime/log.h"
+
+/* Applies one command; *existed says, for a delete, if the key was there. */
+static void node_apply_command(node *n, node_replica *r, const raft_entry *e, bool *existed) {
+    Basalt__V1__KvCommand *cmd = basalt__v1__kv_command__unpack(NULL, e->len, e->data);
+
+    *existed = false;
+    if (cmd == NULL) {
+        /* Every replica skips it alike; it was proposed by a buggy leader. */
+        log_error("shard %llu: committed entry %llu is not a command; skipped",
+                  (unsigned long long)r->shard_id, (unsigned long long)e->index);
+        return;
+    }
+    if (cmd->op == BASALT__V1__KV_COMMAND__OP__OP_PUT) {
+        kvs_batch_put(n->apply_batch, KVS_CF_DATA, cmd->key.data, cmd->key.len, cmd->value.data,
+                      cmd->value.len);
+    } else if (cmd->op == BASALT__V1__KV_COMMAND__OP__OP_DELETE) {
+        char *old = NULL;
+        size_t len;
+        kvs_batch_get(n->apply_batch, KVS_CF_DATA, cmd->key.data, cmd->key.len, existed, &old,
+                      &len);
+        free(old);
+        if (*existed)
+            kvs_batch_delete(n->apply_batch, KVS_CF_DATA, cmd->key.data, cmd->key.len);
+    }
+    basalt__v1__kv_command__free_unpacked(cmd, NULL);
+}
+
+static void node_apply_conf_change(node_replica *r, kvs_batch *batch, const raft_entry *e) {
+    raft_conf_state conf;
+
+    if (raft_apply_conf_change(r->raft, e, &conf) != RAFT_OK) {
+        log_error("shard %llu: membership change at %llu cannot be applied",
+                  (unsigned long long)r->shard_id, (unsigned long long)e->index);
+        return;
+    }
+    r->conf = conf;
+    node_stage_replica_state(r, batch);
+}
+
+/* The pending write proposed at e's index, if it is still waiting. */
+static node_pending_write *node_pending_at(node_replica *r, raft_index_t index) {
+    for (size_t i = 0; i < r->n_writes; i++) {
+        if (r->writes[i].index == index)
+            return &r->writes[i];
+        if (r->writes[i].index > index)
+            break;
+    }
+    return NULL;
+}
+
+void node_apply_committed(node *n, node_replica *r) {
+    const raft_ready *rd = &r->rd;
+
+    for (size_t i = 0; i < rd->n_committed; i++) {
+        const raft_entry *e = &rd->committed[i];
+        bool existed = false;
+
+        if (e->type == RAFT_ENTRY_CONF_CHANGE)
+            node_apply_conf_change(r, n->apply_batch, e);
+        else if (e->len > 0)
+            node_apply_command(n, r, e, &existed);
+
+        node_pending_write *w = node_pending_at(r, e->index);
+        if (w != NULL && w->term == e->term) {
+            w->applied = true;
+            w->existed = existed;
+        }
+    }
+    if (rd->n_committed > 0)
+        rlog_stage_applied(r->log, n->apply_batch, rd->committed[rd->n_committed - 1].index);
+}

@@ -1,0 +1,229 @@
+/* node: one kvnode's shared state: its store, its replicas, the Raft loop
+ * that drives them, and its peers. The RPC services hand requests to the loop
+ * through node_submit_*; everything else in here is the loop's own and is
+ * touched only by the loop's thread, unless marked otherwise.
+ *
+ *   loop.c       the event loop: inbox, ticks, ready batches, group commit
+ *   replica.c    replicas: creation, loading, lookup by key, descriptors
+ *   requests.c   client writes and reads: proposing, ReadIndex, answering
+ *   apply.c      applying committed entries
+ *   transport.c  Raft messages to and from other nodes
+ */
+#ifndef BASALT_KVNODE_NODE_H
+#define BASALT_KVNODE_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "basalt/v1/kv.pb-c.h"
+#include "basalt/v1/raft.pb-c.h"
+#include "kvnode/replica_log.h"
+#include "kvnode/store.h"
+#include "raft/raft.h"
+#include "runtime/rpc_server.h"
+#include "runtime/rpc_stream.h"
+
+/* The Raft clock: one tick every NODE_TICK_MS. */
+#define NODE_TICK_MS 100
+/* Elections after 10 to 20 ticks without a leader; heartbeats every 2. */
+#define NODE_ELECTION_TICKS  10
+#define NODE_HEARTBEAT_TICKS 2
+/* Replicas one node hosts at most. */
+#define NODE_REPLICAS_MAX 4096
+/* Other nodes one node knows at most. */
+#define NODE_PEERS_MAX RPC_STREAMS_MAX
+/* Requests waiting in the inbox at most; past it requests are refused with
+ * RESOURCE_EXHAUSTED rather than queued without bound. */
+#define NODE_INBOX_MAX 65536
+/* Writes and strong reads waiting on one replica at most. */
+#define NODE_PENDING_MAX 65536
+/* Raft limits of every replica. */
+#define NODE_MAX_ENTRIES_PER_MSG   256
+#define NODE_MAX_BYTES_PER_MSG     (4u * 1024 * 1024)
+#define NODE_MAX_INFLIGHT_MSGS     64
+#define NODE_MAX_UNCOMMITTED_BYTES (64ull * 1024 * 1024)
+
+typedef enum {
+    NODE_IN_PUT,
+    NODE_IN_DELETE,
+    NODE_IN_GET,
+    NODE_IN_SCAN,
+    NODE_IN_RAFT,
+    NODE_IN_CREATE_REPLICA,
+    NODE_IN_REMOVE_REPLICA,
+    NODE_IN_UPDATE_NODES,
+    NODE_IN_STATUS,
+} node_in_kind;
+
+/* One request for the loop. Requests from calls point into the call's own
+ * request message, valid until the call is answered. */
+typedef struct node_in {
+    node_in_kind kind;
+    struct node_in *next;
+    rpc_call *call;
+    const ProtobufCMessage *request;
+    uint64_t deadline_ms; /* monotonic; 0: none */
+    /* NODE_IN_RAFT only: a deep copy of one message. */
+    uint64_t shard_id;
+    raft_msg msg;
+} node_in;
+
+/* A write proposed by this replica while leader, waiting to be applied. */
+typedef struct {
+    raft_index_t index;
+    raft_term_t term;
+    node_in *in;  /* NULL once answered (by a deadline, say) */
+    bool applied; /* its own entry was applied (not another at its index) */
+    bool existed; /* deletes: the key existed when it was applied */
+} node_pending_write;
+
+/* A strong read waiting for its ReadIndex answer, then for apply. */
+typedef struct {
+    uint64_t read_id;
+    raft_index_t index; /* 0 until the read state arrived */
+    node_in *in;
+} node_pending_read;
+
+typedef struct node_replica {
+    Basalt__V1__ShardDescriptor *desc; /* owned, the descriptor in force */
+    uint64_t shard_id;
+    uint64_t replica_id;
+    raft *raft;
+    rlog *log;
+    raft_conf_state conf;
+    raft_ready rd;
+    bool has_rd;
+    node_pending_write *writes; /* by index */
+    size_t n_writes;
+    size_t cap_writes;
+    node_pending_read *reads;
+    size_t n_reads;
+    size_t cap_reads;
+    raft_term_t last_term; /* to notice leadership changes */
+    raft_role last_role;
+} node_replica;
+
+typedef struct {
+    uint64_t node_id;
+    char *address;
+    rpc_stream *stream;
+} node_peer;
+
+/* Wire messages to one peer, waiting for node_flush_sends. */
+typedef struct {
+    Basalt__V1__RaftMessage **msgs;
+    size_t n;
+    size_t cap;
+} node_outbox;
+
+typedef struct node node;
+
+typedef struct {
+    uint64_t node_id;
+    kvs *store;
+    bool bootstrap; /* create shard 1 over every key if no replica exists */
+} node_config;
+
+struct node {
+    uint64_t id;
+    kvs *store;
+
+    /* Inbox: shared with RPC threads, under `lock`. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    node_in *inbox_head;
+    node_in *inbox_tail;
+    size_t inbox_len;
+    bool stopping;
+
+    pthread_t thread;
+    uint64_t next_tick_ms;
+    uint64_t next_read_id;
+
+    node_replica *replicas[NODE_REPLICAS_MAX]; /* sorted by start key */
+    int n_replicas;
+
+    node_peer peers[NODE_PEERS_MAX];
+    node_outbox outboxes[NODE_PEERS_MAX]; /* by peer index */
+    int n_peers;
+    rpc_stream_pool *streams;
+
+    kvs_batch *persist_batch;
+    kvs_batch *apply_batch;
+
+    /* Counters (read by Status, written by the loop; relaxed is fine). */
+    uint64_t loop_iterations;
+    uint64_t entries_persisted;
+    uint64_t raft_sync_writes;
+};
+
+/* Starts the loop thread (loading every replica in the store first).
+ * Returns 0 or an error, logged. */
+int node_start(const node_config *config, node **out);
+
+/* Stops the loop and answers everything that waits with UNAVAILABLE; from
+ * here on node_submit refuses at once. The node stays allocated, so RPC
+ * threads may still call in until the server has stopped. */
+void node_halt(node *n);
+
+/* Frees a halted node (halting it first if needed). */
+void node_free(node *n);
+
+/* Hands a request to the loop; any thread. When the inbox is full the call
+ * is answered RESOURCE_EXHAUSTED at once. */
+void node_submit(node *n, node_in_kind kind, rpc_call *call, const ProtobufCMessage *request);
+
+/* Hands a batch of Raft messages from another node to the loop; any thread.
+ * Messages are copied; a full inbox drops them (Raft resends). */
+void node_submit_raft(node *n, const Basalt__V1__RaftBatch *batch);
+
+uint64_t node_now_ms(void);
+
+/* ---- replica.c (loop thread) ---- */
+
+int node_load_replicas(node *n);
+int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, char *why,
+                        size_t why_size);
+int node_remove_replica(node *n, uint64_t shard_id, char *why, size_t why_size);
+void node_free_replica(node_replica *r);
+node_replica *node_replica_by_shard(node *n, uint64_t shard_id);
+node_replica *node_replica_by_key(node *n, const uint8_t *key, size_t key_len);
+/* The node hosting replica `replica_id` of r's shard, or 0. */
+uint64_t node_of_replica(const node_replica *r, uint64_t replica_id);
+/* Persists the replica's descriptor and membership into `batch`. */
+void node_stage_replica_state(node_replica *r, kvs_batch *batch);
+
+/* ---- apply.c (loop thread) ---- */
+
+/* Stages the replica's committed entries of its ready batch into the apply
+ * batch, marking the pending writes they complete. */
+void node_apply_committed(node *n, node_replica *r);
+
+/* ---- requests.c (loop thread) ---- */
+
+/* Answers writes and reads that the last apply made answerable. */
+void node_answer_after_apply(node *n, node_replica *r);
+void node_handle_write(node *n, node_in *in);
+void node_handle_read(node *n, node_in *in);
+void node_fail_pending(node *n, node_replica *r, const char *why_writes, const char *why_reads);
+void node_expire_pending(node *n, node_replica *r, uint64_t now_ms);
+void node_take_read_states(node *n, node_replica *r);
+/* Answers a call refused because this replica does not lead its shard. */
+void node_fail_not_leader(node *n, node_replica *r, rpc_call *call);
+
+/* ---- transport.c ---- */
+
+/* Sends messages of one replica, batched per destination node (loop thread). */
+void node_send(node *n, node_replica *r, const raft_msg *msgs, size_t n_msgs);
+/* Sends what node_send batched (loop thread). */
+void node_flush_sends(node *n);
+int node_update_peers(node *n, const Basalt__V1__UpdateNodesRequest *req, char *why,
+                      size_t why_size);
+const char *node_peer_address(node *n, uint64_t node_id);
+int node_load_peers(node *n);
+/* Converts between raft_msg and its wire form. */
+int node_msg_from_wire(const Basalt__V1__RaftMessage *w, raft_msg *m);
+void node_msg_free(raft_msg *m);
+
+#endif
