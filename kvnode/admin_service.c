@@ -17,6 +17,10 @@ static void admin_status(rpc_call *call, const ProtobufCMessage *request, void *
     node_submit(ctx, NODE_IN_STATUS, call, request);
 }
 
+static void admin_isolate(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+    node_submit(ctx, NODE_IN_ISOLATE, call, request);
+}
+
 static void raft_transport_batch(const ProtobufCMessage *message, void *ctx) {
     node_submit_raft(ctx, (const Basalt__V1__RaftBatch *)(const void *)message);
 }
@@ -36,6 +40,7 @@ int admin_service_register(rpc_server *server, node *n) {
         {"/basalt.v1.NodeAdmin/UpdateNodes", &basalt__v1__update_nodes_request__descriptor,
          admin_update_nodes},
         {"/basalt.v1.NodeAdmin/Status", &basalt__v1__node_status_request__descriptor, admin_status},
+        {"/basalt.v1.NodeAdmin/Isolate", &basalt__v1__isolate_request__descriptor, admin_isolate},
     };
     int rc;
 

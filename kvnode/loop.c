@@ -110,7 +110,7 @@ void node_submit_raft(node *n, const Basalt__V1__RaftBatch *batch) {
 static void node_handle_raft(node *n, node_in *in) {
     node_replica *r = node_replica_by_shard(n, in->shard_id);
 
-    if (r != NULL && !r->has_rd) {
+    if (r != NULL && !r->has_rd && !n->isolated) {
         int rc = raft_step(r->raft, &in->msg);
         if (rc != RAFT_OK && rc != RAFT_ERR_INVALID)
             log_warn("shard %llu: raft step failed: %s", (unsigned long long)r->shard_id,
@@ -187,8 +187,20 @@ static void node_handle_admin(node *n, node_in *in) {
     free(in);
 }
 
+static void node_handle_isolate(node *n, node_in *in) {
+    Basalt__V1__IsolateResponse resp = BASALT__V1__ISOLATE_RESPONSE__INIT;
+
+    n->isolated = ((const Basalt__V1__IsolateRequest *)(const void *)in->request)->isolated;
+    log_warn("fault injection: raft traffic %s", n->isolated ? "dropped" : "flows again");
+    rpc_call_reply(in->call, &resp.base);
+    free(in);
+}
+
 static void node_dispatch(node *n, node_in *in) {
     switch (in->kind) {
+    case NODE_IN_ISOLATE:
+        node_handle_isolate(n, in);
+        break;
     case NODE_IN_RAFT:
         node_handle_raft(n, in);
         break;

@@ -54,6 +54,7 @@ typedef enum {
     NODE_IN_REMOVE_REPLICA,
     NODE_IN_UPDATE_NODES,
     NODE_IN_STATUS,
+    NODE_IN_ISOLATE,
 } node_in_kind;
 
 /* One request for the loop. Requests from calls point into the call's own
@@ -151,6 +152,7 @@ struct node {
 
     kvs_batch *persist_batch;
     kvs_batch *apply_batch;
+    bool isolated; /* fault injection: drop all Raft traffic */
 
     /* Counters (read by Status, written by the loop; relaxed is fine). */
     uint64_t loop_iterations;

@@ -289,6 +289,8 @@ int node_load_peers(node *n) {
 /* ---- sending ---- */
 
 void node_send(node *n, node_replica *r, const raft_msg *msgs, size_t n_msgs) {
+    if (n->isolated)
+        return;
     for (size_t i = 0; i < n_msgs; i++) {
         uint64_t to_node = node_of_replica(r, msgs[i].to);
         int p = to_node ? node_peer_index(n, to_node) : -1;

@@ -8,150 +8,19 @@ acknowledged writes across kill -9.
 
 import base64
 import concurrent.futures
-import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import grpc
 
-RUNFILES = os.path.join(os.environ.get("TEST_SRCDIR", ".."), "basalt")
-KVNODE = os.path.join(RUNFILES, "kvnode/kvnode")
-KVCTL = os.path.join(RUNFILES, "tools/kvctl/kvctl")
-PROTO_DIR = os.path.join(RUNFILES, "proto")
-
-# The limits of the public API, as documented in kv.proto.
-KEY_BYTES_MAX = 4096
-VALUE_BYTES_MAX = 1024 * 1024
-SCAN_LIMIT_MAX = 10000
-SCAN_LIMIT_DEFAULT = 1000
-
-# Upper bound on waiting for a process to come up or go down.
-STARTUP_DEADLINE_S = 30
-
-
-def generate_messages(out_dir):
-    """Message classes from protoc --python_out, as any application would make."""
-    subprocess.run(
-        ["protoc", "--proto_path=" + PROTO_DIR, "--python_out=" + out_dir,
-         "basalt/v1/kv.proto", "grpc/health/v1/health.proto"],
-        check=True)
-    sys.path.insert(0, out_dir)
-
-
-def load_module(name, path):
-    """Imports a generated module by path: grpc.health.v1 would otherwise be
-    looked for inside grpcio's own grpc package."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MESSAGES_DIR = tempfile.mkdtemp(prefix="basalt-pb-")
-generate_messages(MESSAGES_DIR)
-from basalt.v1 import kv_pb2  # noqa: E402
-health_pb2 = load_module("health_pb2", os.path.join(MESSAGES_DIR, "grpc/health/v1/health_pb2.py"))
-
-
-class Node:
-    """One kvnode process, listening on a port the kernel picked."""
-
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.log_path = os.path.join(data_dir + ".log")
-        self.proc = None
-        self.port = None
-        self.extra_args = []
-
-    def start(self):
-        log = open(self.log_path, "a")
-        offset = log.tell()
-        self.proc = subprocess.Popen(
-            [KVNODE, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, "--bootstrap"]
-            + self.extra_args,
-            stderr=log, stdout=log)
-        log.close()
-        self.port = self._wait_for_port(offset)
-        return self
-
-    def _wait_for_port(self, offset):
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("kvnode exited with %d:\n%s" % (self.proc.returncode, self.log()))
-            with open(self.log_path) as f:
-                f.seek(offset)
-                for line in f:
-                    if "(port " in line:
-                        return int(line.split("(port ")[1].split(")")[0])
-            time.sleep(0.02)
-        raise AssertionError("kvnode did not start within %ds:\n%s" % (STARTUP_DEADLINE_S, self.log()))
-
-    def log(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    @property
-    def endpoint(self):
-        return "127.0.0.1:%d" % self.port
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=STARTUP_DEADLINE_S)
-        return self.proc.returncode
-
-
-class Client:
-    """The public API through grpcio's generic unary calls."""
-
-    def __init__(self, endpoint):
-        self.channel = grpc.insecure_channel(endpoint)
-        grpc.channel_ready_future(self.channel).result(timeout=STARTUP_DEADLINE_S)
-        self.calls = {}
-        for method, req, resp in [
-                ("Put", kv_pb2.PutRequest, kv_pb2.PutResponse),
-                ("Get", kv_pb2.GetRequest, kv_pb2.GetResponse),
-                ("Delete", kv_pb2.DeleteRequest, kv_pb2.DeleteResponse),
-                ("Scan", kv_pb2.ScanRequest, kv_pb2.ScanResponse)]:
-            self.calls[method] = self.channel.unary_unary(
-                "/basalt.v1.KV/" + method,
-                request_serializer=req.SerializeToString,
-                response_deserializer=resp.FromString)
-        self.health = self.channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString)
-
-    def put(self, key, value):
-        return self.calls["Put"](kv_pb2.PutRequest(key=key, value=value), timeout=10)
-
-    def get(self, key, consistency=kv_pb2.CONSISTENCY_STRONG):
-        return self.calls["Get"](kv_pb2.GetRequest(key=key, consistency=consistency), timeout=10)
-
-    def delete(self, key):
-        return self.calls["Delete"](kv_pb2.DeleteRequest(key=key), timeout=10)
-
-    def scan(self, start=b"", end=b"", limit=0, consistency=kv_pb2.CONSISTENCY_UNSPECIFIED):
-        return self.calls["Scan"](
-            kv_pb2.ScanRequest(start=start, end=end, limit=limit, consistency=consistency), timeout=10)
-
-    def raw(self, method, payload):
-        call = self.channel.unary_unary("/basalt.v1.KV/" + method)
-        return call(payload, timeout=10)
-
-    def close(self):
-        self.channel.close()
-
-
-def kvctl(endpoint, *args):
-    return subprocess.run([KVCTL, "--endpoints", endpoint] + list(args), capture_output=True)
+from testlib import (  # noqa: E402
+    KVCTL, KVNODE, Client, Node, health_pb2, kv_pb2, kvctl,
+    KEY_BYTES_MAX, VALUE_BYTES_MAX, SCAN_LIMIT_MAX, SCAN_LIMIT_DEFAULT)
 
 
 class KvnodeTest(unittest.TestCase):
@@ -417,7 +286,7 @@ class KvnodeTest(unittest.TestCase):
         self.client.close()
         self.node.stop()
         # No disk here has 512 TiB free: every write now eats into the reserve.
-        self.node.extra_args = ["--disk-reserve-mb", str(1 << 29)]
+        self.node.extra_args += ["--disk-reserve-mb", str(1 << 29)]
         self.node.start()
         self.client = Client(self.node.endpoint)
         self.assert_status(grpc.StatusCode.RESOURCE_EXHAUSTED, self.client.put, b"after", b"2",
