@@ -21,11 +21,14 @@ static void admin_isolate(rpc_call *call, const ProtobufCMessage *request, void 
     node_submit(ctx, NODE_IN_ISOLATE, call, request);
 }
 
-static void raft_transport_batch(const ProtobufCMessage *message, void *ctx) {
+static int raft_transport_batch(const ProtobufCMessage *message, void *ctx, void **state) {
+    (void)state;
     node_submit_raft(ctx, (const Basalt__V1__RaftBatch *)(const void *)message);
+    return 0;
 }
 
 static const Basalt__V1__RaftBatchAck raft_transport_ack = BASALT__V1__RAFT_BATCH_ACK__INIT;
+static const Basalt__V1__SnapshotAck snapshot_ack = BASALT__V1__SNAPSHOT_ACK__INIT;
 
 int admin_service_register(rpc_server *server, node *n) {
     static const struct {
@@ -50,7 +53,12 @@ int admin_service_register(rpc_server *server, node *n) {
         if (rc != 0)
             return rc;
     }
+    rc = rpc_server_add_stream_method(server, "/basalt.v1.RaftTransport/SendSnapshot",
+                                      &basalt__v1__snapshot_chunk__descriptor, node_snapshot_chunk,
+                                      node_snapshot_stream_end, n, &snapshot_ack.base);
+    if (rc != 0)
+        return rc;
     return rpc_server_add_stream_method(server, "/basalt.v1.RaftTransport/Send",
                                         &basalt__v1__raft_batch__descriptor, raft_transport_batch,
-                                        n, &raft_transport_ack.base);
+                                        NULL, n, &raft_transport_ack.base);
 }

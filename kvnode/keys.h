@@ -7,6 +7,7 @@
  *   [shard][0x02]                apply state     applied index, truncated index and term
  *   [shard][0x03]                replica state   descriptor, replica id, membership
  *   [shard][0x04][index BE 8]    log entry       term, type, data
+ *   [shard][0x07]                snapshot install in progress (SnapshotInstall)
  *   [0][0x05]                    peers           UpdateNodesRequest: node id -> address
  *   [0][0x06]                    node id         the node this directory belongs to
  *
@@ -26,6 +27,7 @@ typedef enum {
     KEYS_APPLY_STATE = 0x02,
     KEYS_REPLICA_STATE = 0x03,
     KEYS_LOG = 0x04,
+    KEYS_SNAPSHOT_INSTALL = 0x07,
     /* Node-wide records, under shard id 0 (which no shard uses). */
     KEYS_NODE_PEERS = 0x05,
     KEYS_NODE_ID = 0x06,

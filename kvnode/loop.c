@@ -18,6 +18,7 @@
 #include "kvnode/keys.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,8 @@ static void node_handle_status(node *n, node_in *in) {
         st[i].commit_index = raft_commit_index(r->raft);
         st[i].applied_index = rlog_applied(r->log);
         st[i].is_leader = raft_get_role(r->raft) == RAFT_LEADER;
+        st[i].first_index = rlog_first_index(r->log);
+        st[i].last_index = rlog_last_index(r->log);
         ptrs[i] = &st[i];
     }
     resp.n_replicas = st && ptrs ? (size_t)n->n_replicas : 0;
@@ -198,6 +201,12 @@ static void node_handle_isolate(node *n, node_in *in) {
 
 static void node_dispatch(node *n, node_in *in) {
     switch (in->kind) {
+    case NODE_IN_SNAPSHOT_RECEIVED:
+        node_handle_snapshot_received(n, in);
+        break;
+    case NODE_IN_SNAPSHOT_SENT:
+        node_handle_snapshot_sent(n, in);
+        break;
     case NODE_IN_ISOLATE:
         node_handle_isolate(n, in);
         break;
@@ -249,11 +258,9 @@ static void node_persist_readies(node *n) {
         if (!r->has_rd)
             continue;
         node_send(n, r, r->rd.messages, r->rd.n_messages);
+        if (r->rd.has_snapshot)
+            node_install_snapshot(n, r);
         rlog_stage_ready(r->log, n->persist_batch, &r->rd);
-        if (r->rd.has_snapshot) {
-            r->conf = r->rd.snapshot.conf;
-            node_stage_replica_state(r, n->persist_batch);
-        }
         n->entries_persisted += r->rd.n_entries;
         staged++;
     }
@@ -341,10 +348,17 @@ static node_in *node_take_inbox(node *n, uint64_t wait_until_ms) {
     return all;
 }
 
+/* Logs are looked at for compaction once every this many ticks. */
+#define NODE_COMPACT_EVERY_TICKS 10
+
 static void node_tick(node *n, uint64_t now) {
+    uint64_t ticks = ++n->ticks;
+
     for (int i = 0; i < n->n_replicas; i++) {
         raft_tick(n->replicas[i]->raft);
         node_expire_pending(n, n->replicas[i], now);
+        if (ticks % NODE_COMPACT_EVERY_TICKS == 0)
+            node_maybe_compact(n, n->replicas[i]);
     }
 }
 
@@ -369,6 +383,9 @@ static void *node_main(void *arg) {
             n->next_tick_ms = now + NODE_TICK_MS;
         }
         node_process_readies(n);
+        /* A received snapshot is installed by now, or Raft declined it. */
+        for (int i = 0; i < n->n_replicas; i++)
+            node_discard_snapshot(n->replicas[i]);
         n->loop_iterations++;
     }
     return NULL;
@@ -417,11 +434,14 @@ int node_start(const node_config *config, node **out) {
     pthread_condattr_destroy(&attr);
     n->persist_batch = kvs_batch_new(n->store);
     n->apply_batch = kvs_batch_new(n->store);
+    n->compact_batch = kvs_batch_new(n->store);
+    n->log_max_entries =
+        config->log_max_entries ? config->log_max_entries : NODE_LOG_MAX_ENTRIES_DEFAULT;
     n->streams = rpc_stream_pool_create();
     n->next_tick_ms = node_now_ms() + NODE_TICK_MS;
 
-    if ((rc = node_check_identity(n)) != 0 || (rc = node_load_peers(n)) != 0 ||
-        (rc = node_load_replicas(n)) != 0) {
+    if ((rc = node_check_identity(n)) != 0 || (rc = node_snapshots_start(n)) != 0 ||
+        (rc = node_load_peers(n)) != 0 || (rc = node_load_replicas(n)) != 0) {
         node_free(n);
         return rc;
     }
@@ -457,10 +477,17 @@ static void node_refuse_inbox(node *n) {
 
     while (in != NULL) {
         node_in *next = in->next;
-        if (in->kind == NODE_IN_RAFT)
+        if (in->kind == NODE_IN_RAFT || in->kind == NODE_IN_SNAPSHOT_SENT) {
             node_msg_free(&in->msg);
-        else
+        } else if (in->kind == NODE_IN_SNAPSHOT_RECEIVED) {
+            node_msg_free(&in->msg);
+            if (in->snapshot_path)
+                unlink(in->snapshot_path);
+            free(in->snapshot_path);
+            basalt__v1__shard_descriptor__free_unpacked(in->snapshot_desc, NULL);
+        } else {
             rpc_call_fail(in->call, GRPC_STATUS_UNAVAILABLE, "the node is stopping");
+        }
         free(in);
         in = next;
     }
@@ -475,6 +502,7 @@ void node_halt(node *n) {
     if (!running)
         return;
     pthread_join(n->thread, NULL);
+    node_snapshots_stop(n);
     node_refuse_inbox(n);
     for (int i = 0; i < n->n_replicas; i++)
         node_fail_pending(n, n->replicas[i], "the node is stopping: the write's outcome is unknown",
@@ -492,8 +520,10 @@ void node_free(node *n) {
         free(n->peers[i].address);
         free(n->outboxes[i].msgs);
     }
+    node_snapshots_stop(n);
     kvs_batch_free(n->persist_batch);
     kvs_batch_free(n->apply_batch);
+    kvs_batch_free(n->compact_batch);
     pthread_cond_destroy(&n->wake);
     pthread_mutex_destroy(&n->lock);
     free(n);

@@ -41,25 +41,28 @@ typedef struct {
     uint64_t disk_reserve_bytes;
     uint64_t node_id;
     bool bootstrap;
+    uint64_t log_max_entries;
 } kvnode_config;
 
 static void kvnode_usage(FILE *out) {
-    fprintf(out, "usage: kvnode [--listen HOST:PORT] [--data-dir DIR] [--node-id N] [--bootstrap]\n"
-                 "              [--rpc-threads N] [--disk-reserve-mb N] [--log-level LEVEL]\n"
-                 "\n"
-                 "A Basalt storage node: serves the basalt.v1.KV gRPC API.\n"
-                 "\n"
-                 "  --listen HOST:PORT   address to serve on (default " KVNODE_LISTEN_DEFAULT ")\n"
-                 "  --data-dir DIR       where the RocksDB store lives, created if missing\n"
-                 "                       (default ./" KVNODE_DATA_DIR_DEFAULT ")\n"
-                 "  --node-id N          this node's id in the cluster, above 0 (default 1)\n"
-                 "  --bootstrap          if this node hosts no shard yet, create shard 1 over\n"
-                 "                       every key with this node as its only replica\n"
-                 "  --rpc-threads N      threads serving requests, 1 to 16 (default 2)\n"
-                 "  --disk-reserve-mb N  refuse writes while the disk has less than N MiB free\n"
-                 "                       (default 64)\n"
-                 "  --log-level LEVEL    debug, info, warn or error (default info)\n"
-                 "  -h, --help           show this help\n");
+    fprintf(out,
+            "usage: kvnode [--listen HOST:PORT] [--data-dir DIR] [--node-id N] [--bootstrap]\n"
+            "              [--rpc-threads N] [--disk-reserve-mb N] [--log-level LEVEL]\n"
+            "\n"
+            "A Basalt storage node: serves the basalt.v1.KV gRPC API.\n"
+            "\n"
+            "  --listen HOST:PORT   address to serve on (default " KVNODE_LISTEN_DEFAULT ")\n"
+            "  --data-dir DIR       where the RocksDB store lives, created if missing\n"
+            "                       (default ./" KVNODE_DATA_DIR_DEFAULT ")\n"
+            "  --node-id N          this node's id in the cluster, above 0 (default 1)\n"
+            "  --bootstrap          if this node hosts no shard yet, create shard 1 over\n"
+            "                       every key with this node as its only replica\n"
+            "  --raft-log-max-entries N  compact a shard's log past N entries (default 10000)\n"
+            "  --rpc-threads N      threads serving requests, 1 to 16 (default 2)\n"
+            "  --disk-reserve-mb N  refuse writes while the disk has less than N MiB free\n"
+            "                       (default 64)\n"
+            "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+            "  -h, --help           show this help\n");
 }
 
 /* A decimal number from 0 to max, nothing else. Returns 0 or -1. */
@@ -94,6 +97,7 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
         {"disk-reserve-mb", required_argument, NULL, 'r'},
         {"node-id", required_argument, NULL, 'n'},
         {"bootstrap", no_argument, NULL, 'b'},
+        {"raft-log-max-entries", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -107,6 +111,7 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
     cfg->disk_reserve_bytes = KVS_DISK_RESERVE_BYTES_DEFAULT;
     cfg->node_id = 1;
     cfg->bootstrap = false;
+    cfg->log_max_entries = 0;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
@@ -136,6 +141,13 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
             break;
         case 'b':
             cfg->bootstrap = true;
+            break;
+        case 'L':
+            if (kvnode_parse_number(optarg, UINT32_MAX, &n) != 0 || n < 1) {
+                fprintf(stderr, "kvnode: --raft-log-max-entries takes a number above 0\n");
+                return KVNODE_EXIT_USAGE;
+            }
+            cfg->log_max_entries = n;
             break;
         case 'r':
             if (kvnode_parse_number(optarg, KVNODE_DISK_RESERVE_MB_MAX, &n) != 0) {
@@ -219,7 +231,10 @@ int main(int argc, char **argv) {
         return KVNODE_EXIT_START_FAILED;
     kvs_set_disk_reserve(store, cfg.disk_reserve_bytes);
 
-    node_config node_cfg = {.node_id = cfg.node_id, .store = store, .bootstrap = cfg.bootstrap};
+    node_config node_cfg = {.node_id = cfg.node_id,
+                            .store = store,
+                            .bootstrap = cfg.bootstrap,
+                            .log_max_entries = cfg.log_max_entries};
     if (node_start(&node_cfg, &n) != 0) {
         kvs_close(store);
         return KVNODE_EXIT_START_FAILED;

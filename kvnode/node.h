@@ -8,6 +8,7 @@
  *   requests.c   client writes and reads: proposing, ReadIndex, answering
  *   apply.c      applying committed entries
  *   transport.c  Raft messages to and from other nodes
+ *   snapshot.c   shard snapshots: sending, receiving, installing; log compaction
  */
 #ifndef BASALT_KVNODE_NODE_H
 #define BASALT_KVNODE_NODE_H
@@ -21,6 +22,7 @@
 #include "kvnode/replica_log.h"
 #include "kvnode/store.h"
 #include "raft/raft.h"
+#include "runtime/rpc_client.h"
 #include "runtime/rpc_server.h"
 #include "runtime/rpc_stream.h"
 
@@ -55,6 +57,8 @@ typedef enum {
     NODE_IN_UPDATE_NODES,
     NODE_IN_STATUS,
     NODE_IN_ISOLATE,
+    NODE_IN_SNAPSHOT_RECEIVED,
+    NODE_IN_SNAPSHOT_SENT,
 } node_in_kind;
 
 /* One request for the loop. Requests from calls point into the call's own
@@ -65,9 +69,15 @@ typedef struct node_in {
     rpc_call *call;
     const ProtobufCMessage *request;
     uint64_t deadline_ms; /* monotonic; 0: none */
-    /* NODE_IN_RAFT only: a deep copy of one message. */
+    /* NODE_IN_RAFT and NODE_IN_SNAPSHOT_*: a deep copy of one message. */
     uint64_t shard_id;
     raft_msg msg;
+    /* NODE_IN_SNAPSHOT_RECEIVED: the file (NULL when the shard was empty)
+     * and the shard as of the snapshot, both owned. */
+    char *snapshot_path;
+    Basalt__V1__ShardDescriptor *snapshot_desc;
+    /* NODE_IN_SNAPSHOT_SENT: how sending to replica `msg.to` ended. */
+    bool snapshot_ok;
 } node_in;
 
 /* A write proposed by this replica while leader, waiting to be applied. */
@@ -103,6 +113,11 @@ typedef struct node_replica {
     size_t cap_reads;
     raft_term_t last_term; /* to notice leadership changes */
     raft_role last_role;
+    /* A received snapshot waiting for Raft to take it (snapshot.c). */
+    bool snap_pending;
+    raft_index_t snap_index;
+    char *snap_path; /* NULL: the shard had no keys */
+    Basalt__V1__ShardDescriptor *snap_desc;
 } node_replica;
 
 typedef struct {
@@ -120,11 +135,23 @@ typedef struct {
 
 typedef struct node node;
 
+/* Log entries a replica keeps before compacting when none is configured. */
+#define NODE_LOG_MAX_ENTRIES_DEFAULT 10000
+/* Snapshot files go over the wire in chunks of at most this size. */
+#define NODE_SNAPSHOT_CHUNK_BYTES (1024 * 1024)
+/* Snapshots being sent at once at most; more wait for Raft to retry. */
+#define NODE_SNAPSHOTS_SENDING_MAX 4
+/* A snapshot must arrive within this time. */
+#define NODE_SNAPSHOT_TIMEOUT_MS (10 * 60 * 1000)
+
 typedef struct {
     uint64_t node_id;
     kvs *store;
-    bool bootstrap; /* create shard 1 over every key if no replica exists */
+    bool bootstrap;           /* create shard 1 over every key if no replica exists */
+    uint64_t log_max_entries; /* compact a log past this many entries (0: default) */
 } node_config;
+
+typedef struct node_snapshot_job node_snapshot_job;
 
 struct node {
     uint64_t id;
@@ -140,6 +167,7 @@ struct node {
 
     pthread_t thread;
     uint64_t next_tick_ms;
+    uint64_t ticks;
     uint64_t next_read_id;
 
     node_replica *replicas[NODE_REPLICAS_MAX]; /* sorted by start key */
@@ -153,6 +181,18 @@ struct node {
     kvs_batch *persist_batch;
     kvs_batch *apply_batch;
     bool isolated; /* fault injection: drop all Raft traffic */
+    uint64_t log_max_entries;
+    kvs_batch *compact_batch;
+
+    /* The snapshot sender's thread and queue (snapshot.c), under snap_lock. */
+    pthread_t snap_thread;
+    pthread_mutex_t snap_lock;
+    pthread_cond_t snap_wake;
+    node_snapshot_job *snap_jobs;
+    int n_snap_jobs;
+    bool snap_stopping;
+    bool snap_started;
+    struct rpc_call_stream *snap_call; /* the one being sent, to cancel at stop */
 
     /* Counters (read by Status, written by the loop; relaxed is fine). */
     uint64_t loop_iterations;
@@ -214,6 +254,27 @@ void node_take_read_states(node *n, node_replica *r);
 /* Answers a call refused because this replica does not lead its shard. */
 void node_fail_not_leader(node *n, node_replica *r, rpc_call *call);
 
+/* ---- snapshot.c ---- */
+
+int node_snapshots_start(node *n);
+void node_snapshots_stop(node *n);
+/* Queues a snapshot for replica m->to (loop thread, within a ready batch). */
+void node_snapshot_send(node *n, node_replica *r, const raft_msg *m);
+void node_handle_snapshot_received(node *n, node_in *in);
+void node_handle_snapshot_sent(node *n, node_in *in);
+/* Installs the snapshot of r's ready batch: its data now, its raft and
+ * replica state into the persist batch. */
+void node_install_snapshot(node *n, node_replica *r);
+/* Drops a received snapshot Raft did not take. */
+void node_discard_snapshot(node_replica *r);
+/* Finishes an install a crash interrupted (at load). */
+int node_finish_interrupted_install(node *n, node_replica *r);
+/* Compacts r's log when it grew past the limit. */
+void node_maybe_compact(node *n, node_replica *r);
+/* The stream handlers of RaftTransport.SendSnapshot. */
+int node_snapshot_chunk(const ProtobufCMessage *message, void *ctx, void **state);
+void node_snapshot_stream_end(void *ctx, void *state, bool complete);
+
 /* ---- transport.c ---- */
 
 /* Sends messages of one replica, batched per destination node (loop thread). */
@@ -226,6 +287,9 @@ const char *node_peer_address(node *n, uint64_t node_id);
 int node_load_peers(node *n);
 /* Converts between raft_msg and its wire form. */
 int node_msg_from_wire(const Basalt__V1__RaftMessage *w, raft_msg *m);
+/* A wire message pointing into m; free with node_wire_free. */
+Basalt__V1__RaftMessage *node_msg_to_wire(uint64_t shard_id, const raft_msg *m);
+void node_wire_free(Basalt__V1__RaftMessage *w);
 void node_msg_free(raft_msg *m);
 
 #endif

@@ -161,6 +161,7 @@ void node_stage_replica_state(node_replica *r, kvs_batch *batch) {
 void node_free_replica(node_replica *r) {
     if (r == NULL)
         return;
+    node_discard_snapshot(r);
     raft_free(r->raft);
     rlog_free(r->log);
     if (r->desc)
@@ -375,7 +376,9 @@ static int node_load_one(node *n, const char *value, size_t len) {
     basalt__v1__replica_state__free_unpacked(st, NULL);
     if (rc == 0 && (rc = rlog_open(n->store, r->shard_id, &r->log)) == 0) {
         rlog_set_conf(r->log, &r->conf);
-        rc = node_start_raft(n, r);
+        rc = node_finish_interrupted_install(n, r);
+        if (rc == 0)
+            rc = node_start_raft(n, r);
     }
     if (rc == 0)
         rc = node_insert_replica(n, r);

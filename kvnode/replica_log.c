@@ -320,7 +320,7 @@ static void rlog_stage_apply_state(rlog *log, kvs_batch *batch) {
                      log->truncated_term);
 }
 
-static void rlog_stage_snapshot(rlog *log, kvs_batch *batch, const raft_snapshot *snap) {
+void rlog_stage_snapshot(rlog *log, kvs_batch *batch, const raft_snapshot *snap) {
     /* The snapshot replaces the whole log. */
     rlog_stage_delete_entries(log, batch, log->truncated_index + 1, log->last_index);
     log->truncated_index = snap->index;
@@ -331,6 +331,20 @@ static void rlog_stage_snapshot(rlog *log, kvs_batch *batch, const raft_snapshot
     if (log->hs.commit < snap->index)
         log->hs.commit = snap->index;
     rlog_stage_apply_state(log, batch);
+    rlog_stage_fixed(log, batch, KEYS_HARD_STATE, log->hs.term, log->hs.vote, log->hs.commit);
+}
+
+int rlog_stage_compact(rlog *log, kvs_batch *batch, raft_index_t index) {
+    raft_term_t term;
+
+    if (index <= log->truncated_index || index > log->applied ||
+        rlog_term(log, index, &term) != RAFT_OK)
+        return BS_ERR_INVALID_ARGUMENT;
+    rlog_stage_delete_entries(log, batch, log->truncated_index + 1, index);
+    log->truncated_index = index;
+    log->truncated_term = term;
+    rlog_stage_apply_state(log, batch);
+    return 0;
 }
 
 static void rlog_stage_entries(rlog *log, kvs_batch *batch, const raft_entry *ents, size_t n) {
@@ -365,8 +379,6 @@ void rlog_stage_ready(rlog *log, kvs_batch *batch, const raft_ready *rd) {
     rlog_stage_entries(log, batch, rd->entries, rd->n_entries);
     if (rd->has_hard_state) {
         log->hs = rd->hard_state;
-        rlog_stage_fixed(log, batch, KEYS_HARD_STATE, log->hs.term, log->hs.vote, log->hs.commit);
-    } else if (rd->has_snapshot) {
         rlog_stage_fixed(log, batch, KEYS_HARD_STATE, log->hs.term, log->hs.vote, log->hs.commit);
     }
 }

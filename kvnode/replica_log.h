@@ -28,6 +28,14 @@ void rlog_set_conf(rlog *log, const raft_conf_state *conf);
 /* Adds a ready batch's snapshot, entries and hard state to `batch`. */
 void rlog_stage_ready(rlog *log, kvs_batch *batch, const raft_ready *rd);
 
+/* Replaces the whole log with a snapshot's state (what a ready batch with a
+ * snapshot does; also used to finish an install after a crash). */
+void rlog_stage_snapshot(rlog *log, kvs_batch *batch, const raft_snapshot *snap);
+
+/* Drops log entries up to `index` (<= applied), keeping its term. Returns 0,
+ * or BS_ERR_INVALID_ARGUMENT when there is nothing to drop. */
+int rlog_stage_compact(rlog *log, kvs_batch *batch, raft_index_t index);
+
 /* Records in `batch` that entries up to `applied` are applied. */
 void rlog_stage_applied(rlog *log, kvs_batch *batch, raft_index_t applied);
 

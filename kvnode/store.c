@@ -270,6 +270,79 @@ int kvs_delete_range(kvs *s, kvs_cf cf, const void *start, size_t start_len, con
     return err ? kvs_error(err, "delete range") : 0;
 }
 
+struct kvs_snapshot {
+    const rocksdb_snapshot_t *snap;
+};
+
+kvs_snapshot *kvs_snapshot_take(kvs *s) {
+    kvs_snapshot *snap = calloc(1, sizeof(*snap));
+    if (snap != NULL)
+        snap->snap = rocksdb_create_snapshot(s->db);
+    return snap;
+}
+
+void kvs_snapshot_release(kvs *s, kvs_snapshot *snap) {
+    if (snap == NULL)
+        return;
+    rocksdb_release_snapshot(s->db, snap->snap);
+    free(snap);
+}
+
+int kvs_write_sst(kvs *s, kvs_snapshot *snap, kvs_cf cf, const void *start, size_t start_len,
+                  const void *end, size_t end_len, const char *path, uint64_t *keys) {
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_envoptions_t *env = rocksdb_envoptions_create();
+    rocksdb_sstfilewriter_t *w = NULL;
+    rocksdb_iterator_t *it;
+    char *err = NULL;
+
+    *keys = 0;
+    rocksdb_readoptions_set_snapshot(ro, snap->snap);
+    if (end_len > 0)
+        rocksdb_readoptions_set_iterate_upper_bound(ro, end, end_len);
+    it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+    for (rocksdb_iter_seek(it, start, start_len); rocksdb_iter_valid(it) && err == NULL;
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (w == NULL) {
+            w = rocksdb_sstfilewriter_create(env, s->options);
+            rocksdb_sstfilewriter_open(w, path, &err);
+            if (err != NULL)
+                break;
+        }
+        rocksdb_sstfilewriter_put(w, k, kl, v, vl, &err);
+        (*keys)++;
+    }
+    if (err == NULL)
+        rocksdb_iter_get_error(it, &err);
+    if (err == NULL && w != NULL)
+        rocksdb_sstfilewriter_finish(w, &err);
+    if (w != NULL)
+        rocksdb_sstfilewriter_destroy(w);
+    rocksdb_iter_destroy(it);
+    rocksdb_envoptions_destroy(env);
+    rocksdb_readoptions_destroy(ro);
+    return err ? kvs_error(err, "write sst") : 0;
+}
+
+int kvs_ingest_sst(kvs *s, kvs_cf cf, const char *path) {
+    rocksdb_ingestexternalfileoptions_t *o = rocksdb_ingestexternalfileoptions_create();
+    const char *files[] = {path};
+    char *err = NULL;
+
+    /* Copy rather than move: the file must outlive a crash mid-install. */
+    rocksdb_ingestexternalfileoptions_set_move_files(o, 0);
+    rocksdb_ingest_external_file_cf(s->db, s->cf[cf], files, 1, o, &err);
+    rocksdb_ingestexternalfileoptions_destroy(o);
+    return err ? kvs_error(err, "ingest sst") : 0;
+}
+
+const char *kvs_dir(const kvs *s) {
+    return s->dir;
+}
+
 uint64_t kvs_synced_writes(kvs *s) {
     return atomic_load(&s->synced_writes);
 }

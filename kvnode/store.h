@@ -82,6 +82,28 @@ int kvs_batch_write(kvs_batch *batch, bool sync);
 int kvs_delete_range(kvs *store, kvs_cf cf, const void *start, size_t start_len, const void *end,
                      size_t end_len);
 
+/* ---- snapshots of a key range, as SST files ---- */
+
+typedef struct kvs_snapshot kvs_snapshot;
+
+/* A consistent view of the store as of now; any thread may read through it
+ * until kvs_snapshot_release. */
+kvs_snapshot *kvs_snapshot_take(kvs *store);
+void kvs_snapshot_release(kvs *store, kvs_snapshot *snap);
+
+/* Writes the pairs of cf in [start, end) (end_len 0: to the end) as seen by
+ * `snap` into a new SST file at `path`. *keys says how many; with none, no
+ * file is made (RocksDB cannot write an empty SST). Returns 0 or BS_ERR_IO. */
+int kvs_write_sst(kvs *store, kvs_snapshot *snap, kvs_cf cf, const void *start, size_t start_len,
+                  const void *end, size_t end_len, const char *path, uint64_t *keys);
+
+/* Adds the pairs of an SST file to cf, atomically and durably, leaving the
+ * file in place. Returns 0 or BS_ERR_IO. */
+int kvs_ingest_sst(kvs *store, kvs_cf cf, const char *path);
+
+/* The directory the store lives in. */
+const char *kvs_dir(const kvs *store);
+
 /* Synced writes so far: what the Raft loop's group commit is measured by. */
 uint64_t kvs_synced_writes(kvs *store);
 

@@ -36,7 +36,7 @@ static void node_conf_wire(const raft_conf_state *c, Basalt__V1__RaftConfState *
 }
 
 /* A wire message pointing into m (valid until the ready batch advances). */
-static Basalt__V1__RaftMessage *node_msg_to_wire(uint64_t shard_id, const raft_msg *m) {
+Basalt__V1__RaftMessage *node_msg_to_wire(uint64_t shard_id, const raft_msg *m) {
     Basalt__V1__RaftMessage *w = calloc(1, sizeof(*w));
     Basalt__V1__RaftEntry *ents = m->n_entries ? calloc(m->n_entries, sizeof(*ents)) : NULL;
     Basalt__V1__RaftEntry **ptrs = m->n_entries ? calloc(m->n_entries, sizeof(*ptrs)) : NULL;
@@ -81,7 +81,7 @@ static Basalt__V1__RaftMessage *node_msg_to_wire(uint64_t shard_id, const raft_m
     return w;
 }
 
-static void node_wire_free(Basalt__V1__RaftMessage *w) {
+void node_wire_free(Basalt__V1__RaftMessage *w) {
     if (w == NULL)
         return;
     if (w->n_entries > 0)
@@ -292,6 +292,10 @@ void node_send(node *n, node_replica *r, const raft_msg *msgs, size_t n_msgs) {
     if (n->isolated)
         return;
     for (size_t i = 0; i < n_msgs; i++) {
+        if (msgs[i].type == RAFT_MSG_SNAPSHOT) {
+            node_snapshot_send(n, r, &msgs[i]);
+            continue;
+        }
         uint64_t to_node = node_of_replica(r, msgs[i].to);
         int p = to_node ? node_peer_index(n, to_node) : -1;
         if (p < 0) {

@@ -540,6 +540,20 @@ const raft_conf_state *raft_conf(const raft *r) {
     return &r->conf;
 }
 
+raft_index_t raft_min_match(const raft *r) {
+    raft_index_t min = UINT64_MAX;
+
+    if (r->role != RAFT_LEADER)
+        return 0;
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        raft_index_t match =
+            r->prs[i].id == r->id ? raft_log_persisted_index(&r->log) : r->prs[i].match;
+        if (match < min)
+            min = match;
+    }
+    return min == UINT64_MAX ? 0 : min;
+}
+
 raft_id_t raft_transferee(const raft *r) {
     return r->lead_transferee;
 }

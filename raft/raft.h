@@ -309,6 +309,9 @@ raft_index_t raft_applied_index(const raft *r);
 int raft_term_at(const raft *r, raft_index_t i, raft_term_t *term);
 /* The membership in force. */
 const raft_conf_state *raft_conf(const raft *r);
+/* On a leader, the lowest index every member is known to hold (what the log
+ * may be compacted to without sending anyone a snapshot); 0 elsewhere. */
+raft_index_t raft_min_match(const raft *r);
 /* The member leadership is being handed to, or RAFT_NONE. */
 raft_id_t raft_transferee(const raft *r);
 const char *raft_role_name(raft_role role);

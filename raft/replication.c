@@ -182,6 +182,8 @@ int raft_handle_heartbeat(raft *r, const raft_msg *m) {
     raft_msg resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
 
     raft_log_commit_to(&r->log, m->commit);
+    /* How far our log goes, so a leader learns if we lost what we had. */
+    resp.index = raft_log_last_index(&r->log);
     return raft_send(r, &resp);
 }
 
@@ -271,6 +273,18 @@ int raft_handle_heartbeat_response(raft *r, const raft_msg *m) {
         return RAFT_OK;
     pr->recent_active = true;
     pr->probe_sent = false;
+    /* A member whose log ends before what it acknowledged lost its data (its
+     * disk was wiped): probe it from where it is, which ends in a snapshot if
+     * the log no longer reaches back that far. A delayed answer can look the
+     * same; probing again then costs one round trip. */
+    if (m->index < pr->match) {
+        raft_logf(r, RAFT_LOG_WARN,
+                  "member %llu reports log end %llu below its match %llu: probing",
+                  (unsigned long long)m->from, (unsigned long long)m->index,
+                  (unsigned long long)pr->match);
+        pr->match = m->index;
+        raft_pr_become_probe(pr);
+    }
     /* A full window whose appends were lost would stall forever: the member
      * is alive, so let one more append go (it is rejected if it does not
      * fit, and the leader probes back). */

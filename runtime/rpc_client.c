@@ -1,6 +1,7 @@
 /* rpc_client: blocking unary calls, one pluck completion queue per call. */
 #include "runtime/rpc_client.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,106 @@ static int rpc_unary_batch(grpc_call *call, grpc_completion_queue *cq, grpc_byte
     grpc_metadata_array_destroy(&initial);
     grpc_metadata_array_destroy(&trailing);
     return rpc_status_to_err(code);
+}
+
+struct rpc_call_stream {
+    rpc_channel *channel;
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    const char *method;
+    bool broken;
+};
+
+/* Runs one batch on the stream's call and waits for it. */
+static bool rpc_call_stream_batch(rpc_call_stream *s, grpc_op *ops, size_t n) {
+    if (grpc_call_start_batch(s->call, ops, n, s, NULL) != GRPC_CALL_OK)
+        return false;
+    grpc_event ev = grpc_completion_queue_pluck(s->cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+rpc_call_stream *rpc_call_stream_open(rpc_channel *ch, const char *method, int64_t timeout_ms) {
+    rpc_call_stream *s = calloc(1, sizeof(*s));
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    grpc_op op;
+
+    if (s == NULL)
+        return NULL;
+    s->channel = ch;
+    s->method = method;
+    s->cq = grpc_completion_queue_create_for_pluck(NULL);
+    s->call = grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
+                                       grpc_slice_from_static_string(method), NULL, deadline, NULL);
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    s->broken = !rpc_call_stream_batch(s, &op, 1);
+    return s;
+}
+
+int rpc_call_stream_send(rpc_call_stream *s, const ProtobufCMessage *message) {
+    grpc_op op;
+
+    if (s->broken)
+        return BS_ERR_UNAVAILABLE;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = rpc_encode(message);
+    s->broken = !rpc_call_stream_batch(s, &op, 1);
+    grpc_byte_buffer_destroy(op.data.send_message.send_message);
+    return s->broken ? BS_ERR_UNAVAILABLE : 0;
+}
+
+void rpc_call_stream_cancel(rpc_call_stream *s) {
+    grpc_call_cancel(s->call, NULL);
+}
+
+int rpc_call_stream_finish(rpc_call_stream *s, const ProtobufCMessageDescriptor *response_desc,
+                           ProtobufCMessage **response, rpc_status *status) {
+    grpc_metadata_array initial, trailing;
+    grpc_slice details = grpc_empty_slice();
+    grpc_status_code code = GRPC_STATUS_UNKNOWN;
+    grpc_byte_buffer *reply = NULL;
+    grpc_op ops[4];
+    size_t n = 0;
+    int rc;
+
+    *response = NULL;
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    memset(ops, 0, sizeof(ops));
+    if (!s->broken)
+        ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &reply;
+    ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[n].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[n].data.recv_status_on_client.status = &code;
+    ops[n++].data.recv_status_on_client.status_details = &details;
+    if (!rpc_call_stream_batch(s, ops, n) && code == GRPC_STATUS_OK)
+        code = GRPC_STATUS_UNAVAILABLE;
+    rpc_status_set(status, code, details);
+    rc = rpc_status_to_err(code);
+    if (rc == BS_OK) {
+        *response = reply ? rpc_decode(reply, response_desc) : NULL;
+        if (*response == NULL) {
+            status->code = GRPC_STATUS_INTERNAL;
+            snprintf(status->message, sizeof(status->message), "%s: malformed response", s->method);
+            rc = BS_ERR_CORRUPTION;
+        }
+    }
+    if (reply)
+        grpc_byte_buffer_destroy(reply);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    grpc_call_unref(s->call);
+    grpc_completion_queue_shutdown(s->cq);
+    grpc_completion_queue_destroy(s->cq);
+    free(s);
+    return rc;
 }
 
 int rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *request,

@@ -42,6 +42,28 @@ int rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *reque
               const ProtobufCMessageDescriptor *response_desc, int64_t timeout_ms,
               ProtobufCMessage **response, rpc_status *status);
 
+/* A client-streaming call that sends with flow control: each send waits until
+ * gRPC has taken the message, so a slow receiver slows the sender instead of
+ * piling up memory. One thread at a time per call. */
+typedef struct rpc_call_stream rpc_call_stream;
+
+/* Starts a call of `method` that must finish within timeout_ms. NULL when
+ * out of memory. */
+rpc_call_stream *rpc_call_stream_open(rpc_channel *ch, const char *method, int64_t timeout_ms);
+
+/* Sends one message. Returns 0, or an error once the call has broken (then
+ * only rpc_call_stream_finish is useful, to learn why). */
+int rpc_call_stream_send(rpc_call_stream *s, const ProtobufCMessage *message);
+
+/* Cancels the call from any thread: a send blocked on flow control returns
+ * an error. */
+void rpc_call_stream_cancel(rpc_call_stream *s);
+
+/* Closes the sending side, waits for the answer, frees the call. Returns and
+ * fills like rpc_unary. */
+int rpc_call_stream_finish(rpc_call_stream *s, const ProtobufCMessageDescriptor *response_desc,
+                           ProtobufCMessage **response, rpc_status *status);
+
 /* The project error code for a gRPC status code. */
 int rpc_status_to_err(grpc_status_code code);
 

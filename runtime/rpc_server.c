@@ -54,6 +54,7 @@ typedef struct {
     const ProtobufCMessageDescriptor *request_desc;
     rpc_handler_cb handler;
     rpc_stream_message_cb on_message;       /* streaming methods only */
+    rpc_stream_end_cb on_end;               /* streaming methods only; may be NULL */
     const ProtobufCMessage *final_response; /* streaming methods only */
     void *ctx;
     void *registration; /* gRPC's handle from grpc_server_register_method */
@@ -74,6 +75,7 @@ struct rpc_call {
     int cancelled;
     grpc_metadata trailers[RPC_CALL_TRAILERS_MAX];
     size_t n_trailers;
+    void *stream_state; /* the stream handler's, across messages */
 };
 
 struct rpc_server {
@@ -163,13 +165,14 @@ int rpc_server_add_method(rpc_server *s, const char *path,
 
 int rpc_server_add_stream_method(rpc_server *s, const char *path,
                                  const ProtobufCMessageDescriptor *message_desc,
-                                 rpc_stream_message_cb on_message, void *ctx,
-                                 const ProtobufCMessage *final_response) {
+                                 rpc_stream_message_cb on_message, rpc_stream_end_cb on_end,
+                                 void *ctx, const ProtobufCMessage *final_response) {
     rpc_method *m;
     int rc = rpc_server_add(s, path, message_desc, &m);
 
     if (rc == 0) {
         m->on_message = on_message;
+        m->on_end = on_end;
         m->final_response = final_response;
         m->ctx = ctx;
     }
@@ -309,23 +312,32 @@ static void rpc_stream_recv_next(rpc_call *c) {
         rpc_call_fail(c, GRPC_STATUS_INTERNAL, "%s: cannot read the stream", c->method->path);
 }
 
+static void rpc_stream_end(rpc_call *c, bool complete) {
+    if (c->method->on_end != NULL)
+        c->method->on_end(c->method->ctx, c->stream_state, complete);
+    c->stream_state = NULL;
+}
+
 static void rpc_on_stream_message(rpc_call *c, bool success) {
     rpc_method *m = c->method;
 
     if (!success || c->request_payload == NULL) {
         /* The client closed its side (or the call broke): answer and end. */
+        rpc_stream_end(c, success);
         rpc_call_reply(c, m->final_response);
         return;
     }
     ProtobufCMessage *msg = rpc_decode(c->request_payload, m->request_desc);
     grpc_byte_buffer_destroy(c->request_payload);
     c->request_payload = NULL;
-    if (msg == NULL) {
-        rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: malformed stream message (expected %s)",
+    if (msg == NULL || m->on_message(msg, m->ctx, &c->stream_state) != 0) {
+        if (msg != NULL)
+            protobuf_c_message_free_unpacked(msg, NULL);
+        rpc_stream_end(c, false);
+        rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: stream message refused (expected %s)",
                       m->path, m->request_desc->name);
         return;
     }
-    m->on_message(msg, m->ctx);
     protobuf_c_message_free_unpacked(msg, NULL);
     rpc_stream_recv_next(c);
 }

@@ -15,6 +15,8 @@
 #ifndef BASALT_RUNTIME_RPC_SERVER_H
 #define BASALT_RUNTIME_RPC_SERVER_H
 
+#include <stdbool.h>
+
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -44,17 +46,23 @@ int rpc_server_add_method(rpc_server *server, const char *path,
                           void *ctx);
 
 /* Called for each message of a client stream, on a polling thread, in
- * order. `message` is freed when the callback returns. */
-typedef void (*rpc_stream_message_cb)(const ProtobufCMessage *message, void *ctx);
+ * order. `message` is freed when the callback returns. *state starts NULL for
+ * each call and is the handler's to use across the call's messages. Returning
+ * non-zero ends the call with INVALID_ARGUMENT. */
+typedef int (*rpc_stream_message_cb)(const ProtobufCMessage *message, void *ctx, void **state);
+
+/* Called once when a stream ends: `complete` when the client closed its side
+ * normally, false when the call broke or a message was refused. */
+typedef void (*rpc_stream_end_cb)(void *ctx, void *state, bool complete);
 
 /* Adds a client-streaming method: each message that arrives goes to
- * on_message; when the client closes its side, the call ends with OK and
- * `final_response` (which must outlive the server). A message that does not
- * decode ends the call with INVALID_ARGUMENT. */
+ * on_message; when the client closes its side, on_end runs (if given) and the
+ * call ends with OK and `final_response` (which must outlive the server). A
+ * message that does not decode ends the call with INVALID_ARGUMENT. */
 int rpc_server_add_stream_method(rpc_server *server, const char *path,
                                  const ProtobufCMessageDescriptor *message_desc,
-                                 rpc_stream_message_cb on_message, void *ctx,
-                                 const ProtobufCMessage *final_response);
+                                 rpc_stream_message_cb on_message, rpc_stream_end_cb on_end,
+                                 void *ctx, const ProtobufCMessage *final_response);
 
 /* Binds and starts serving. Returns 0, or BS_ERR_UNAVAILABLE when the address
  * cannot be bound (in use, bad host). */

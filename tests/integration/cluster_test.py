@@ -10,6 +10,7 @@ and 64 shards on the same nodes sharing fsyncs while an idle node stays cheap.
 
 import concurrent.futures
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -32,11 +33,13 @@ STRONG = kv_pb2.CONSISTENCY_STRONG
 class Cluster:
     """NODES kvnodes that know each other's addresses."""
 
-    def __init__(self, root):
+    def __init__(self, root, extra_args=()):
         self.nodes = {}
         self.admins = {}  # endpoint -> Admin, reused across calls
+        self.descriptors = {}
         for node_id in range(1, NODES + 1):
             node = Node(os.path.join(root, "node%d" % node_id), node_id=node_id, bootstrap=False)
+            node.extra_args += list(extra_args)
             self.nodes[node_id] = node.start()
         self.announce()
 
@@ -60,9 +63,13 @@ class Cluster:
         desc = shard_pb2.ShardDescriptor(id=shard_id, start=start, end=end, replicas=[
             shard_pb2.ReplicaDescriptor(node_id=i, replica_id=shard_id * 100 + i)
             for i in self.nodes])
+        self.descriptors[shard_id] = desc
         for node in self.running():
-            self.admin(node).create_replica(raft_pb2.CreateReplicaRequest(descriptor=desc),
-                                            timeout=10)
+            self.create_replica(node, shard_id)
+
+    def create_replica(self, node, shard_id):
+        self.admin(node).create_replica(
+            raft_pb2.CreateReplicaRequest(descriptor=self.descriptors[shard_id]), timeout=10)
 
     def status(self, node):
         return self.admin(node).status(raft_pb2.NodeStatusRequest(), timeout=10)
@@ -225,6 +232,54 @@ class ClusterTest(unittest.TestCase):
         wait_for(lambda: eventual_value(follower, b"while-stopped") == b"1",
                  "the resumed follower to catch up")
         client.close()
+
+
+class SnapshotTest(unittest.TestCase):
+    """Logs compacted after 20 entries, so a replica that lost its data can
+    only come back from a snapshot."""
+
+    KEYS = 200
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="snapshot-test-", dir=os.environ.get("TEST_TMPDIR"))
+        self.cluster = Cluster(self.dir, ["--raft-log-max-entries", "20"])
+        self.cluster.create_shard(1)
+
+    def tearDown(self):
+        self.cluster.stop()
+
+    def test_follower_with_wiped_data_rejoins_by_snapshot(self):
+        leader = self.cluster.wait_leader(1)
+        client = Client(leader.endpoint)
+        for i in range(self.KEYS):
+            client.put(b"k%04d" % i, b"v%d" % i)
+        client.close()
+        victim = next(n for n in self.cluster.running() if n is not leader)
+        last = b"k%04d" % (self.KEYS - 1)
+        wait_for(lambda: eventual_value(victim, last) == b"v%d" % (self.KEYS - 1),
+                 "the follower to hold every key")
+        # The leader compacts its log once every replica has the entries.
+        wait_for(lambda: self.cluster.status(leader).replicas[0].first_index > 1,
+                 "the leader to compact its log")
+
+        victim.stop(signal.SIGKILL)
+        shutil.rmtree(victim.data_dir)
+        victim.start()
+        self.cluster.announce()
+        self.cluster.create_replica(victim, 1)
+        wait_for(lambda: eventual_value(victim, last) == b"v%d" % (self.KEYS - 1),
+                 "the wiped follower to catch up by snapshot")
+        client = Client(victim.endpoint)
+        got = client.scan(b"k", b"l", limit=1000, consistency=EVENTUAL)
+        self.assertEqual([kv.key for kv in got.kvs], [b"k%04d" % i for i in range(self.KEYS)])
+        client.close()
+        self.assertIn("installed a snapshot", victim.log())
+
+        # And it keeps up by log afterwards.
+        client = Client(self.cluster.wait_leader(1).endpoint)
+        client.put(b"after", b"snapshot")
+        client.close()
+        wait_for(lambda: eventual_value(victim, b"after") == b"snapshot", "replication after")
 
 
 class ManyShardsTest(unittest.TestCase):

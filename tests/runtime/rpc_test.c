@@ -59,10 +59,11 @@ static int stream_received;
 static int stream_in_order = 1;
 static const Basalt__V1__PutResponse stream_done = BASALT__V1__PUT_RESPONSE__INIT;
 
-static void stream_handler(const ProtobufCMessage *message, void *ctx) {
+static int stream_handler(const ProtobufCMessage *message, void *ctx, void **state) {
     const Basalt__V1__PutRequest *req = (const void *)message;
     char want[32];
     (void)ctx;
+    (void)state;
     pthread_mutex_lock(&stream_lock);
     snprintf(want, sizeof(want), "m%d", stream_received);
     if (req->key.len != strlen(want) || memcmp(req->key.data, want, req->key.len) != 0)
@@ -70,6 +71,7 @@ static void stream_handler(const ProtobufCMessage *message, void *ctx) {
     stream_received++;
     pthread_cond_broadcast(&stream_cond);
     pthread_mutex_unlock(&stream_lock);
+    return 0;
 }
 
 /* Waits until `count` stream messages arrived or 10 seconds passed. */
@@ -99,7 +101,7 @@ static void setup(void) {
             rpc_server_add_method(server, "/test.Echo/Fail", put, fail_handler, NULL) == 0 &&
             rpc_server_add_method(server, "/test.Echo/Hold", put, hold_handler, NULL) == 0 &&
             rpc_server_add_stream_method(server, "/test.Echo/Stream", put, stream_handler, NULL,
-                                         &stream_done.base) == 0,
+                                         NULL, &stream_done.base) == 0,
         "add the test methods");
     stream_received = 0;
     stream_in_order = 1;
