@@ -250,30 +250,40 @@ static void node_watch_role(node *n, node_replica *r) {
     r->last_term = raft_term(r->raft);
 }
 
+/* Whether a ready batch holds something that must survive a power cut before
+ * the messages depending on it go out: entries, a snapshot, a term or a vote.
+ * A commit index alone need not: a node that loses it learns it again. */
+static bool node_ready_needs_sync(node_replica *r) {
+    raft_hard_state before = rlog_hard_state(r->log);
+
+    return r->rd.n_entries > 0 || r->rd.has_snapshot ||
+           (r->rd.has_hard_state &&
+            (r->rd.hard_state.term != before.term || r->rd.hard_state.vote != before.vote));
+}
+
 static void node_persist_readies(node *n) {
-    size_t staged = 0;
+    bool sync = false;
 
     for (int i = 0; i < n->n_replicas; i++) {
         node_replica *r = n->replicas[i];
         if (!r->has_rd)
             continue;
+        sync = sync || node_ready_needs_sync(r);
         node_send(n, r, r->rd.messages, r->rd.n_messages);
         if (r->rd.has_snapshot)
             node_install_snapshot(n, r);
         rlog_stage_ready(r->log, n->persist_batch, &r->rd);
         n->entries_persisted += r->rd.n_entries;
-        staged++;
     }
     node_flush_sends(n);
     if (kvs_batch_count(n->persist_batch) > 0) {
-        if (kvs_batch_write(n->persist_batch, true) != 0) {
+        if (kvs_batch_write(n->persist_batch, sync) != 0) {
             /* Acknowledging anything now could lose it: stop the node. */
             log_error("cannot persist the raft log: stopping");
             abort();
         }
-        n->raft_sync_writes++;
+        n->raft_sync_writes += sync;
     }
-    (void)staged;
 }
 
 static void node_process_readies(node *n) {
