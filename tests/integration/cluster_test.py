@@ -222,6 +222,23 @@ class ClusterTest(unittest.TestCase):
         wait_for(lambda: eventual_value(follower, b"k") == b"new", "the follower to catch up")
         client.close()
 
+    def test_write_to_a_cut_off_leader_reports_unknown_outcome(self):
+        admin = self.cluster.admin(self.leader)
+        admin.isolate(raft_pb2.IsolateRequest(isolated=True), timeout=10)
+        client = Client(self.leader.endpoint)
+        # Its deadline passes first: the client learns the outcome is unknown.
+        with self.assertRaises(grpc.RpcError) as caught:
+            client.calls["Put"](kv_pb2.PutRequest(key=b"k", value=b"v"), timeout=0.5)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        # With time to spare, the leader steps down (it hears no quorum) and
+        # says the write may or may not have happened: never a clean failure.
+        with self.assertRaises(grpc.RpcError) as caught:
+            client.put(b"k2", b"v")
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("outcome is unknown", caught.exception.details())
+        admin.isolate(raft_pb2.IsolateRequest(isolated=False), timeout=10)
+        client.close()
+
     def test_stopped_follower_does_not_stop_writes(self):
         follower = self.followers()[0]
         os.kill(follower.proc.pid, signal.SIGSTOP)
