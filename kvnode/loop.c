@@ -50,7 +50,7 @@ static uint64_t node_deadline_ms(rpc_call *call) {
     return node_now_ms() + (left_ms > 0 ? (uint64_t)left_ms : 0);
 }
 
-static bool node_push(node *n, node_in *in) {
+bool node_push(node *n, node_in *in) {
     pthread_mutex_lock(&n->lock);
     if (n->stopping || n->inbox_len >= NODE_INBOX_MAX) {
         pthread_mutex_unlock(&n->lock);

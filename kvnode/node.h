@@ -222,6 +222,10 @@ void node_submit_raft(node *n, const Basalt__V1__RaftBatch *batch);
 
 uint64_t node_now_ms(void);
 
+/* Puts an item in the loop's inbox; false when the node stops or the inbox
+ * is full (the caller keeps the item). Any thread. */
+bool node_push(node *n, node_in *in);
+
 /* ---- replica.c (loop thread) ---- */
 
 int node_load_replicas(node *n);
@@ -233,6 +237,9 @@ node_replica *node_replica_by_shard(node *n, uint64_t shard_id);
 node_replica *node_replica_by_key(node *n, const uint8_t *key, size_t key_len);
 /* The node hosting replica `replica_id` of r's shard, or 0. */
 uint64_t node_of_replica(const node_replica *r, uint64_t replica_id);
+/* A deep copy to free with basalt__v1__shard_descriptor__free_unpacked; NULL
+ * when out of memory. */
+Basalt__V1__ShardDescriptor *node_desc_copy(const Basalt__V1__ShardDescriptor *d);
 /* Persists the replica's descriptor and membership into `batch`. */
 void node_stage_replica_state(node_replica *r, kvs_batch *batch);
 
@@ -287,6 +294,9 @@ const char *node_peer_address(node *n, uint64_t node_id);
 int node_load_peers(node *n);
 /* Converts between raft_msg and its wire form. */
 int node_msg_from_wire(const Basalt__V1__RaftMessage *w, raft_msg *m);
+/* A wire membership pointing into c; and back, checking the bounds. */
+void node_conf_to_wire(const raft_conf_state *c, Basalt__V1__RaftConfState *w);
+int node_conf_from_wire(const Basalt__V1__RaftConfState *w, raft_conf_state *c);
 /* A wire message pointing into m; free with node_wire_free. */
 Basalt__V1__RaftMessage *node_msg_to_wire(uint64_t shard_id, const raft_msg *m);
 void node_wire_free(Basalt__V1__RaftMessage *w);

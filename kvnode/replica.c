@@ -80,7 +80,7 @@ uint64_t node_of_replica(const node_replica *r, uint64_t replica_id) {
 
 /* ---- descriptors and membership ---- */
 
-static Basalt__V1__ShardDescriptor *node_desc_copy(const Basalt__V1__ShardDescriptor *d) {
+Basalt__V1__ShardDescriptor *node_desc_copy(const Basalt__V1__ShardDescriptor *d) {
     size_t len = basalt__v1__shard_descriptor__get_packed_size(d);
     uint8_t *buf = malloc(len ? len : 1);
     Basalt__V1__ShardDescriptor *copy;
@@ -102,36 +102,6 @@ static void node_conf_from_desc(const Basalt__V1__ShardDescriptor *d, raft_conf_
         else
             conf->voters[conf->n_voters++] = rd->replica_id;
     }
-}
-
-static void node_conf_to_wire(const raft_conf_state *c, Basalt__V1__RaftConfState *w) {
-    basalt__v1__raft_conf_state__init(w);
-    w->n_voters = c->n_voters;
-    w->voters = (uint64_t *)c->voters;
-    w->n_voters_outgoing = c->n_voters_outgoing;
-    w->voters_outgoing = (uint64_t *)c->voters_outgoing;
-    w->n_learners = c->n_learners;
-    w->learners = (uint64_t *)c->learners;
-    w->n_learners_next = c->n_learners_next;
-    w->learners_next = (uint64_t *)c->learners_next;
-}
-
-static int node_conf_from_wire(const Basalt__V1__RaftConfState *w, raft_conf_state *c) {
-    memset(c, 0, sizeof(*c));
-    if (w == NULL)
-        return 0;
-    if (w->n_voters > RAFT_MEMBERS_MAX || w->n_voters_outgoing > RAFT_MEMBERS_MAX ||
-        w->n_learners > RAFT_MEMBERS_MAX || w->n_learners_next > RAFT_MEMBERS_MAX)
-        return BS_ERR_CORRUPTION;
-    c->n_voters = (uint32_t)w->n_voters;
-    memcpy(c->voters, w->voters, w->n_voters * sizeof(uint64_t));
-    c->n_voters_outgoing = (uint32_t)w->n_voters_outgoing;
-    memcpy(c->voters_outgoing, w->voters_outgoing, w->n_voters_outgoing * sizeof(uint64_t));
-    c->n_learners = (uint32_t)w->n_learners;
-    memcpy(c->learners, w->learners, w->n_learners * sizeof(uint64_t));
-    c->n_learners_next = (uint32_t)w->n_learners_next;
-    memcpy(c->learners_next, w->learners_next, w->n_learners_next * sizeof(uint64_t));
-    return 0;
 }
 
 void node_stage_replica_state(node_replica *r, kvs_batch *batch) {

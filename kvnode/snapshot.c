@@ -52,19 +52,6 @@ static void node_snapshot_dir(node *n, char *buf, size_t size) {
     snprintf(buf, size, "%s/snapshots", kvs_dir(n->store));
 }
 
-static Basalt__V1__ShardDescriptor *node_desc_dup(const Basalt__V1__ShardDescriptor *d) {
-    size_t len = basalt__v1__shard_descriptor__get_packed_size(d);
-    uint8_t *buf = malloc(len ? len : 1);
-    Basalt__V1__ShardDescriptor *copy = NULL;
-
-    if (buf != NULL) {
-        basalt__v1__shard_descriptor__pack(d, buf);
-        copy = basalt__v1__shard_descriptor__unpack(NULL, len, buf);
-        free(buf);
-    }
-    return copy;
-}
-
 /* ---- sending ---- */
 
 static void node_post_sent(node *n, uint64_t shard_id, const raft_msg *m, bool ok) {
@@ -78,21 +65,8 @@ static void node_post_sent(node *n, uint64_t shard_id, const raft_msg *m, bool o
     in->msg.entries = NULL;
     in->msg.n_entries = 0;
     in->snapshot_ok = ok;
-    pthread_mutex_lock(&n->lock);
-    if (n->stopping) {
-        pthread_mutex_unlock(&n->lock);
-        free(in);
-        return;
-    }
-    in->next = NULL;
-    if (n->inbox_tail)
-        n->inbox_tail->next = in;
-    else
-        n->inbox_head = in;
-    n->inbox_tail = in;
-    n->inbox_len++;
-    pthread_cond_signal(&n->wake);
-    pthread_mutex_unlock(&n->lock);
+    if (!node_push(n, in))
+        free(in); /* stopping, or overloaded: Raft retries the snapshot */
 }
 
 void node_snapshot_send(node *n, node_replica *r, const raft_msg *m) {
@@ -112,7 +86,7 @@ void node_snapshot_send(node *n, node_replica *r, const raft_msg *m) {
     job->msg = *m;
     job->msg.entries = NULL;
     job->msg.n_entries = 0;
-    job->desc = node_desc_dup(r->desc);
+    job->desc = node_desc_copy(r->desc);
     job->address = strdup(address);
     /* Now, inside the loop: the store holds the shard exactly at the applied
      * index the snapshot names. */
@@ -336,7 +310,7 @@ static int node_rx_begin(node *n, const Basalt__V1__SnapshotChunk *chunk, node_s
         rx->message = basalt__v1__raft_message__unpack(NULL, len, buf);
         free(buf);
     }
-    rx->descriptor = node_desc_dup(chunk->descriptor);
+    rx->descriptor = node_desc_copy(chunk->descriptor);
     node_snapshot_dir(n, dir, sizeof(dir));
     snprintf(rx->path, sizeof(rx->path), "%s/recv-%llu-%llu.sst", dir,
              (unsigned long long)chunk->message->shard_id,
@@ -431,19 +405,7 @@ void node_snapshot_stream_end(void *ctx, void *state, bool complete) {
     rx->descriptor = NULL;
     node_rx_free(rx, true);
 
-    pthread_mutex_lock(&n->lock);
-    bool refused = n->stopping;
-    if (!refused) {
-        if (n->inbox_tail)
-            n->inbox_tail->next = in;
-        else
-            n->inbox_head = in;
-        n->inbox_tail = in;
-        n->inbox_len++;
-        pthread_cond_signal(&n->wake);
-    }
-    pthread_mutex_unlock(&n->lock);
-    if (refused) {
+    if (!node_push(n, in)) {
         if (in->snapshot_path)
             unlink(in->snapshot_path);
         free(in->snapshot_path);
@@ -599,7 +561,7 @@ int node_finish_interrupted_install(node *n, node_replica *r) {
         rc = node_install_data(n, rec->descriptor, rec->empty ? NULL : rec->path);
     if (rc == 0) {
         rlog_stage_snapshot(r->log, n->persist_batch, &m.snapshot);
-        node_install_state(n, r, node_desc_dup(rec->descriptor), &m.snapshot.conf);
+        node_install_state(n, r, node_desc_copy(rec->descriptor), &m.snapshot.conf);
         rc = kvs_batch_write(n->persist_batch, true);
     }
     if (rc == 0 && !rec->empty)

@@ -23,7 +23,7 @@
 
 /* ---- wire form ---- */
 
-static void node_conf_wire(const raft_conf_state *c, Basalt__V1__RaftConfState *w) {
+void node_conf_to_wire(const raft_conf_state *c, Basalt__V1__RaftConfState *w) {
     basalt__v1__raft_conf_state__init(w);
     w->n_voters = c->n_voters;
     w->voters = (uint64_t *)c->voters;
@@ -75,7 +75,7 @@ Basalt__V1__RaftMessage *node_msg_to_wire(uint64_t shard_id, const raft_msg *m) 
     basalt__v1__raft_snapshot_meta__init(snap);
     snap->index = m->snapshot.index;
     snap->term = m->snapshot.term;
-    node_conf_wire(&m->snapshot.conf, conf);
+    node_conf_to_wire(&m->snapshot.conf, conf);
     snap->conf = conf;
     w->snapshot = snap;
     return w;
@@ -93,7 +93,7 @@ void node_wire_free(Basalt__V1__RaftMessage *w) {
     free(w);
 }
 
-static int node_conf_unwire(const Basalt__V1__RaftConfState *w, raft_conf_state *c) {
+int node_conf_from_wire(const Basalt__V1__RaftConfState *w, raft_conf_state *c) {
     memset(c, 0, sizeof(*c));
     if (w == NULL)
         return 0;
@@ -130,7 +130,7 @@ int node_msg_from_wire(const Basalt__V1__RaftMessage *w, raft_msg *m) {
     if (w->snapshot != NULL) {
         m->snapshot.index = w->snapshot->index;
         m->snapshot.term = w->snapshot->term;
-        if (node_conf_unwire(w->snapshot->conf, &m->snapshot.conf) != 0)
+        if (node_conf_from_wire(w->snapshot->conf, &m->snapshot.conf) != 0)
             return BS_ERR_CORRUPTION;
     }
     if (w->n_entries == 0)

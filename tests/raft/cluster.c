@@ -190,18 +190,24 @@ void cluster_enqueue(cluster *c, const raft_msg *m, uint64_t at) {
     c->n_msgs++;
 }
 
+/* Hands a message taken off the queue to its node (unless the node is down
+ * or the link cut), and frees it. */
+static void cluster_step_msg(cluster *c, raft_msg *m) {
+    raft *to = cluster_raft(c, m->to);
+    bool arrived = to != NULL && !c->cut[m->from][m->to];
+
+    if (arrived)
+        raft_step(to, m);
+    if (m->type == RAFT_MSG_SNAPSHOT)
+        cluster_snapshot_outcome(c, m->from, m->to, arrived);
+    cluster_msg_free(m);
+}
+
 void cluster_deliver(cluster *c, size_t k) {
     raft_msg m = c->msgs[k].msg;
-    raft *to;
 
     c->msgs[k] = c->msgs[--c->n_msgs];
-    to = cluster_raft(c, m.to);
-    bool arrived = to != NULL && !c->cut[m.from][m.to];
-    if (arrived)
-        raft_step(to, &m);
-    if (m.type == RAFT_MSG_SNAPSHOT)
-        cluster_snapshot_outcome(c, m.from, m.to, arrived);
-    cluster_msg_free(&m);
+    cluster_step_msg(c, &m);
 }
 
 void cluster_cut(cluster *c, raft_id_t a, raft_id_t b, bool cut) {
@@ -410,13 +416,7 @@ void cluster_stabilize(cluster *c, int max_rounds) {
             raft_msg m = c->msgs[0].msg;
             memmove(c->msgs, c->msgs + 1, (c->n_msgs - 1) * sizeof(*c->msgs));
             c->n_msgs--;
-            raft *to = cluster_raft(c, m.to);
-            bool arrived = to != NULL && !c->cut[m.from][m.to];
-            if (arrived)
-                raft_step(to, &m);
-            if (m.type == RAFT_MSG_SNAPSHOT)
-                cluster_snapshot_outcome(c, m.from, m.to, arrived);
-            cluster_msg_free(&m);
+            cluster_step_msg(c, &m);
         }
         if (!moved)
             return;
