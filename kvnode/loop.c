@@ -52,7 +52,8 @@ static uint64_t node_deadline_ms(rpc_call *call) {
 
 bool node_push(node *n, node_in *in) {
     pthread_mutex_lock(&n->lock);
-    if (n->stopping || n->inbox_len >= NODE_INBOX_MAX) {
+    if (n->stopping || n->inbox_len >= NODE_INBOX_MAX ||
+        n->inbox_bytes + in->bytes > NODE_INBOX_BYTES_MAX) {
         pthread_mutex_unlock(&n->lock);
         return false;
     }
@@ -63,6 +64,7 @@ bool node_push(node *n, node_in *in) {
         n->inbox_head = in;
     n->inbox_tail = in;
     n->inbox_len++;
+    n->inbox_bytes += in->bytes;
     pthread_cond_signal(&n->wake);
     pthread_mutex_unlock(&n->lock);
     return true;
@@ -79,10 +81,11 @@ void node_submit(node *n, node_in_kind kind, rpc_call *call, const ProtobufCMess
     in->call = call;
     in->request = request;
     in->deadline_ms = node_deadline_ms(call);
+    in->bytes = kind == NODE_IN_PUT ? protobuf_c_message_get_packed_size(request) : 0;
     if (!node_push(n, in)) {
         free(in);
         rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                      "node overloaded: %d requests already waiting", NODE_INBOX_MAX);
+                      "node overloaded: its queue of waiting requests is full; retry later");
     }
 }
 
@@ -93,6 +96,7 @@ void node_submit_raft(node *n, const Basalt__V1__RaftBatch *batch) {
             return;
         in->kind = NODE_IN_RAFT;
         in->shard_id = batch->messages[i]->shard_id;
+        in->bytes = basalt__v1__raft_message__get_packed_size(batch->messages[i]);
         if (node_msg_from_wire(batch->messages[i], &in->msg) != 0) {
             log_warn("dropping a malformed raft message from node %llu",
                      (unsigned long long)batch->from_node);
@@ -354,6 +358,7 @@ static node_in *node_take_inbox(node *n, uint64_t wait_until_ms) {
     all = n->inbox_head;
     n->inbox_head = n->inbox_tail = NULL;
     n->inbox_len = 0;
+    n->inbox_bytes = 0;
     pthread_mutex_unlock(&n->lock);
     return all;
 }
@@ -451,7 +456,8 @@ int node_start(const node_config *config, node **out) {
     n->next_tick_ms = node_now_ms() + NODE_TICK_MS;
 
     if ((rc = node_check_identity(n)) != 0 || (rc = node_snapshots_start(n)) != 0 ||
-        (rc = node_load_peers(n)) != 0 || (rc = node_load_replicas(n)) != 0) {
+        (rc = node_load_peers(n)) != 0 || (rc = node_load_replicas(n)) != 0 ||
+        (rc = node_snapshots_clean(n)) != 0) {
         node_free(n);
         return rc;
     }

@@ -35,9 +35,11 @@
 #define NODE_REPLICAS_MAX 4096
 /* Other nodes one node knows at most. */
 #define NODE_PEERS_MAX RPC_STREAMS_MAX
-/* Requests waiting in the inbox at most; past it requests are refused with
- * RESOURCE_EXHAUSTED rather than queued without bound. */
-#define NODE_INBOX_MAX 65536
+/* Requests waiting in the inbox at most, and their bytes; past either,
+ * requests are refused with RESOURCE_EXHAUSTED rather than queued without
+ * bound (Raft messages are dropped, and resent). */
+#define NODE_INBOX_MAX       65536
+#define NODE_INBOX_BYTES_MAX (256u * 1024 * 1024)
 /* Writes and strong reads waiting on one replica at most. */
 #define NODE_PENDING_MAX 65536
 /* Raft limits of every replica. */
@@ -69,6 +71,7 @@ typedef struct node_in {
     rpc_call *call;
     const ProtobufCMessage *request;
     uint64_t deadline_ms; /* monotonic; 0: none */
+    size_t bytes;         /* what it holds, for the inbox's byte bound */
     /* NODE_IN_RAFT and NODE_IN_SNAPSHOT_*: a deep copy of one message. */
     uint64_t shard_id;
     raft_msg msg;
@@ -163,6 +166,7 @@ struct node {
     node_in *inbox_head;
     node_in *inbox_tail;
     size_t inbox_len;
+    size_t inbox_bytes;
     bool stopping;
 
     pthread_t thread;
@@ -265,6 +269,9 @@ void node_fail_not_leader(node *n, node_replica *r, rpc_call *call);
 
 int node_snapshots_start(node *n);
 void node_snapshots_stop(node *n);
+/* Removes snapshot files left by a crash (after interrupted installs, which
+ * need theirs, are finished). */
+int node_snapshots_clean(node *n);
 /* Queues a snapshot for replica m->to (loop thread, within a ready batch). */
 void node_snapshot_send(node *n, node_replica *r, const raft_msg *m);
 void node_handle_snapshot_received(node *n, node_in *in);

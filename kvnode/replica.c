@@ -307,16 +307,17 @@ int node_remove_replica(node *n, uint64_t shard_id, char *why, size_t why_size) 
     node_replica *r = n->replicas[at];
     node_fail_pending(n, r, "the replica was removed: the write's outcome is unknown",
                       "the replica was removed");
-    if (kvs_delete_range(n->store, KVS_CF_DATA, r->desc->start.data, r->desc->start.len,
-                         r->desc->end.data, r->desc->end.len) != 0) {
-        snprintf(why, why_size, "cannot delete the data of shard %llu",
-                 (unsigned long long)shard_id);
-        return BS_ERR_IO;
-    }
-    rlog_stage_destroy(r->log, n->persist_batch);
-    if (kvs_batch_write(n->persist_batch, true) != 0) {
-        snprintf(why, why_size, "cannot delete the raft state of shard %llu",
-                 (unsigned long long)shard_id);
+    /* Data and raft state go in one atomic write: a crash never leaves a
+     * replica that claims data it no longer has (nor data no replica owns). */
+    uint8_t raft_from[KEYS_SHARD_BYTES], raft_to[KEYS_SHARD_BYTES];
+    keys_shard(raft_from, shard_id, 0);
+    keys_shard(raft_to, shard_id + 1, 0);
+    kvs_range ranges[] = {
+        {KVS_CF_DATA, r->desc->start.data, r->desc->start.len, r->desc->end.data, r->desc->end.len},
+        {KVS_CF_RAFT, raft_from, sizeof(raft_from), raft_to, sizeof(raft_to)},
+    };
+    if (kvs_delete_ranges(n->store, ranges, 2) != 0) {
+        snprintf(why, why_size, "cannot delete shard %llu", (unsigned long long)shard_id);
         return BS_ERR_IO;
     }
     memmove(&n->replicas[at], &n->replicas[at + 1],

@@ -388,17 +388,6 @@ void rlog_stage_applied(rlog *log, kvs_batch *batch, raft_index_t applied) {
     rlog_stage_apply_state(log, batch);
 }
 
-int rlog_stage_destroy(rlog *log, kvs_batch *batch) {
-    uint8_t key[KEYS_SHARD_BYTES];
-
-    rlog_stage_delete_entries(log, batch, log->truncated_index + 1, log->last_index);
-    for (keys_kind k = KEYS_HARD_STATE; k <= KEYS_REPLICA_STATE; k++) {
-        keys_shard(key, log->shard_id, k);
-        kvs_batch_delete(batch, KVS_CF_RAFT, key, sizeof(key));
-    }
-    return 0;
-}
-
 raft_index_t rlog_applied(const rlog *log) {
     return log->applied;
 }

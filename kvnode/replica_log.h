@@ -39,9 +39,6 @@ int rlog_stage_compact(rlog *log, kvs_batch *batch, raft_index_t index);
 /* Records in `batch` that entries up to `applied` are applied. */
 void rlog_stage_applied(rlog *log, kvs_batch *batch, raft_index_t applied);
 
-/* Deletes everything of the shard from the raft column family. */
-int rlog_stage_destroy(rlog *log, kvs_batch *batch);
-
 raft_index_t rlog_applied(const rlog *log);
 raft_index_t rlog_last_index(const rlog *log);
 raft_index_t rlog_first_index(const rlog *log);

@@ -430,9 +430,11 @@ void node_answer_after_apply(node *n, node_replica *r) {
         if (w->applied) {
             node_reply_write(w);
         } else {
-            /* Another entry took its index: it never committed. */
+            /* Another entry took its index, or a snapshot covered it: it may
+             * or may not have committed. */
             rpc_call_fail(w->in->call, GRPC_STATUS_UNAVAILABLE,
-                          "the write was not committed (leadership changed); retry");
+                          "leadership changed before the write was known to commit: its outcome "
+                          "is unknown");
             node_answer(w->in);
             w->in = NULL;
         }

@@ -18,6 +18,7 @@
  *      replica state, and the record's removal. Then delete the file.
  * A restart that finds the record redoes 2 and 3 (node_finish_interrupted_install).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -127,7 +128,8 @@ static int node_stream_file(node *n, node_snapshot_job *job, rpc_call_stream *ca
     chunk.from_node = n->id;
     rc = node_send_chunk(call, &chunk);
     node_wire_free(chunk.message);
-    for (ssize_t got; rc == 0 && fd >= 0 && (got = read(fd, buf, NODE_SNAPSHOT_CHUNK_BYTES)) > 0;) {
+    ssize_t got = 0;
+    while (rc == 0 && fd >= 0 && (got = read(fd, buf, NODE_SNAPSHOT_CHUNK_BYTES)) > 0) {
         Basalt__V1__SnapshotChunk data = BASALT__V1__SNAPSHOT_CHUNK__INIT;
         data.offset = offset;
         data.data.data = buf;
@@ -137,6 +139,8 @@ static int node_stream_file(node *n, node_snapshot_job *job, rpc_call_stream *ca
         offset += (uint64_t)got;
         rc = node_send_chunk(call, &data);
     }
+    if (got < 0)
+        rc = BS_ERR_IO; /* never send the end of a file read in part */
     if (rc == 0) {
         Basalt__V1__SnapshotChunk last = BASALT__V1__SNAPSHOT_CHUNK__INIT;
         last.last = true;
@@ -170,8 +174,10 @@ static bool node_run_job(node *n, node_snapshot_job *job) {
                       job->desc->end.data, job->desc->end.len, path, &keys);
     kvs_snapshot_release(n->store, job->snap);
     job->snap = NULL;
-    if (rc != 0)
+    if (rc != 0) {
+        unlink(path); /* a partial file, if any */
         return false;
+    }
 
     rpc_channel *ch = rpc_channel_open(job->address);
     rpc_call_stream *call =
@@ -183,11 +189,15 @@ static bool node_run_job(node *n, node_snapshot_job *job) {
         if (n->snap_stopping)
             rpc_call_stream_cancel(call);
         pthread_mutex_unlock(&n->snap_lock);
-        node_stream_file(n, job, call, path, keys == 0);
+        /* A file that could not be read whole must not look delivered:
+         * break the call, so the receiver drops what it got. */
+        if (node_stream_file(n, job, call, path, keys == 0) != 0)
+            rpc_call_stream_cancel(call);
+        ok = rpc_call_stream_finish(call, &basalt__v1__snapshot_ack__descriptor, &ack, &st) == 0;
         pthread_mutex_lock(&n->snap_lock);
         n->snap_call = NULL;
         pthread_mutex_unlock(&n->snap_lock);
-        ok = rpc_call_stream_finish(call, &basalt__v1__snapshot_ack__descriptor, &ack, &st) == 0;
+        rpc_call_stream_free(call);
         if (!ok)
             log_warn("shard %llu: snapshot to %s failed: %s", (unsigned long long)job->shard_id,
                      job->address, st.message);
@@ -247,6 +257,25 @@ int node_snapshots_start(node *n) {
     if (pthread_create(&n->snap_thread, NULL, node_snapshot_main, n) != 0)
         return BS_ERR_NOMEM;
     n->snap_started = true;
+    return 0;
+}
+
+int node_snapshots_clean(node *n) {
+    char dir[4096], path[4400];
+    DIR *d;
+    struct dirent *e;
+
+    node_snapshot_dir(n, dir, sizeof(dir));
+    if ((d = opendir(dir)) == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0)
+            log_info("removed a leftover snapshot file %s", path);
+    }
+    closedir(d);
     return 0;
 }
 
@@ -321,6 +350,9 @@ static int node_rx_begin(node *n, const Basalt__V1__SnapshotChunk *chunk, node_s
 }
 
 static int node_rx_data(node_snapshot_rx *rx, const Basalt__V1__SnapshotChunk *chunk) {
+    /* A snapshot must not fill the disk any more than writes may. */
+    if (kvs_check_space(rx->n->store, chunk->data.len, 100) != 0)
+        return -1;
     if (chunk->offset != rx->offset || chunk->data.len > NODE_SNAPSHOT_CHUNK_BYTES ||
         XXH64(chunk->data.data, chunk->data.len, 0) != chunk->checksum) {
         log_warn("snapshot chunk at %llu is corrupt or out of order; refusing the snapshot",

@@ -254,20 +254,32 @@ int kvs_batch_write(kvs_batch *b, bool sync) {
     return 0;
 }
 
-int kvs_delete_range(kvs *s, kvs_cf cf, const void *start, size_t start_len, const void *end,
-                     size_t end_len) {
+int kvs_delete_ranges(kvs *s, const kvs_range *ranges, size_t n) {
     /* Past every valid key: keys are at most 4096 bytes, so 4097 bytes of
      * 0xff sort after all of them. */
     char beyond[4097];
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     char *err = NULL;
 
-    if (end_len == 0) {
-        memset(beyond, 0xff, sizeof(beyond));
-        end = beyond;
-        end_len = sizeof(beyond);
+    memset(beyond, 0xff, sizeof(beyond));
+    for (size_t i = 0; i < n; i++) {
+        const kvs_range *r = &ranges[i];
+        rocksdb_writebatch_delete_range_cf(wb, s->cf[r->cf], r->start, r->start_len,
+                                           r->end_len ? r->end : beyond,
+                                           r->end_len ? r->end_len : sizeof(beyond));
     }
-    rocksdb_delete_range_cf(s->db, s->sync_write, s->cf[cf], start, start_len, end, end_len, &err);
-    return err ? kvs_error(err, "delete range") : 0;
+    rocksdb_write(s->db, s->sync_write, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    if (err != NULL)
+        return kvs_error(err, "delete range");
+    atomic_fetch_add(&s->synced_writes, 1);
+    return 0;
+}
+
+int kvs_delete_range(kvs *s, kvs_cf cf, const void *start, size_t start_len, const void *end,
+                     size_t end_len) {
+    kvs_range r = {cf, start, start_len, end, end_len};
+    return kvs_delete_ranges(s, &r, 1);
 }
 
 struct kvs_snapshot {

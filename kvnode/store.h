@@ -82,6 +82,19 @@ int kvs_batch_write(kvs_batch *batch, bool sync);
 int kvs_delete_range(kvs *store, kvs_cf cf, const void *start, size_t start_len, const void *end,
                      size_t end_len);
 
+/* A key range of one column family. */
+typedef struct {
+    kvs_cf cf;
+    const void *start;
+    size_t start_len;
+    const void *end; /* end_len 0: to the end of the keyspace */
+    size_t end_len;
+} kvs_range;
+
+/* Deletes several ranges in one atomic, durable write: after a crash either
+ * all are gone or none. Returns 0 or BS_ERR_IO. */
+int kvs_delete_ranges(kvs *store, const kvs_range *ranges, size_t n);
+
 /* ---- snapshots of a key range, as SST files ---- */
 
 typedef struct kvs_snapshot kvs_snapshot;

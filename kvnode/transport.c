@@ -184,22 +184,31 @@ const char *node_peer_address(node *n, uint64_t node_id) {
 static int node_set_peer(node *n, uint64_t node_id, const char *address) {
     int i = node_peer_index(n, node_id);
 
+    char *copy;
+
     if (i >= 0 && strcmp(n->peers[i].address, address) == 0)
         return 0;
-    if (i < 0) {
-        if (n->n_peers == NODE_PEERS_MAX)
-            return BS_ERR_RESOURCE_EXHAUSTED;
-        i = n->n_peers++;
-        n->peers[i].node_id = node_id;
-    } else {
-        free(n->peers[i].address);
-    }
-    n->peers[i].address = strdup(address);
-    /* A changed address gets a new stream; the old one idles (streams live
-     * as long as the node, and addresses rarely change). */
-    n->peers[i].stream = rpc_stream_open(n->streams, address, NODE_TRANSPORT_METHOD);
-    if (n->peers[i].address == NULL || n->peers[i].stream == NULL)
+    if ((copy = strdup(address)) == NULL)
         return BS_ERR_NOMEM;
+    if (i >= 0) {
+        /* A peer that moved keeps its stream, pointed at the new address. */
+        if (rpc_stream_retarget(n->peers[i].stream, address) != 0) {
+            free(copy);
+            return BS_ERR_NOMEM;
+        }
+        free(n->peers[i].address);
+        n->peers[i].address = copy;
+    } else {
+        rpc_stream *stream = n->n_peers < NODE_PEERS_MAX
+                                 ? rpc_stream_open(n->streams, address, NODE_TRANSPORT_METHOD)
+                                 : NULL;
+        if (stream == NULL) {
+            free(copy);
+            return BS_ERR_RESOURCE_EXHAUSTED;
+        }
+        i = n->n_peers++;
+        n->peers[i] = (node_peer){.node_id = node_id, .address = copy, .stream = stream};
+    }
     log_info("peer node %llu is at %s", (unsigned long long)node_id, address);
     return 0;
 }
@@ -289,13 +298,15 @@ int node_load_peers(node *n) {
 /* ---- sending ---- */
 
 void node_send(node *n, node_replica *r, const raft_msg *msgs, size_t n_msgs) {
-    if (n->isolated)
-        return;
     for (size_t i = 0; i < n_msgs; i++) {
+        /* Snapshots always get an outcome reported back (failed, when
+         * isolated), or Raft would wait for one forever. */
         if (msgs[i].type == RAFT_MSG_SNAPSHOT) {
             node_snapshot_send(n, r, &msgs[i]);
             continue;
         }
+        if (n->isolated)
+            continue;
         uint64_t to_node = node_of_replica(r, msgs[i].to);
         int p = to_node ? node_peer_index(n, to_node) : -1;
         if (p < 0) {

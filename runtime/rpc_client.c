@@ -242,11 +242,16 @@ int rpc_call_stream_finish(rpc_call_stream *s, const ProtobufCMessageDescriptor 
     grpc_slice_unref(details);
     grpc_metadata_array_destroy(&initial);
     grpc_metadata_array_destroy(&trailing);
+    return rc;
+}
+
+void rpc_call_stream_free(rpc_call_stream *s) {
+    if (s == NULL)
+        return;
     grpc_call_unref(s->call);
     grpc_completion_queue_shutdown(s->cq);
     grpc_completion_queue_destroy(s->cq);
     free(s);
-    return rc;
 }
 
 int rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *request,

@@ -59,10 +59,13 @@ int rpc_call_stream_send(rpc_call_stream *s, const ProtobufCMessage *message);
  * an error. */
 void rpc_call_stream_cancel(rpc_call_stream *s);
 
-/* Closes the sending side, waits for the answer, frees the call. Returns and
- * fills like rpc_unary. */
+/* Closes the sending side and waits for the answer (rpc_call_stream_cancel
+ * still works meanwhile). Returns and fills like rpc_unary. */
 int rpc_call_stream_finish(rpc_call_stream *s, const ProtobufCMessageDescriptor *response_desc,
                            ProtobufCMessage **response, rpc_status *status);
+
+/* Frees a finished call. */
+void rpc_call_stream_free(rpc_call_stream *s);
 
 /* The project error code for a gRPC status code. */
 int rpc_status_to_err(grpc_status_code code);

@@ -220,10 +220,21 @@ rpc_stream_pool *rpc_stream_pool_create(void) {
     return pool;
 }
 
-rpc_stream *rpc_stream_open(rpc_stream_pool *pool, const char *target, const char *method) {
-    rpc_stream *s = calloc(1, sizeof(*s));
+static grpc_channel *rpc_stream_channel(const char *target) {
     grpc_arg arg;
     grpc_channel_args args = {.num_args = 1, .args = &arg};
+
+    arg.type = GRPC_ARG_INTEGER;
+    arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    arg.value.integer = RPC_MESSAGE_BYTES_MAX;
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(target, creds, &args);
+    grpc_channel_credentials_release(creds);
+    return ch;
+}
+
+rpc_stream *rpc_stream_open(rpc_stream_pool *pool, const char *target, const char *method) {
+    rpc_stream *s = calloc(1, sizeof(*s));
 
     if (s == NULL)
         return NULL;
@@ -232,12 +243,7 @@ rpc_stream *rpc_stream_open(rpc_stream_pool *pool, const char *target, const cha
     s->method = strdup(method);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->ended, NULL);
-    arg.type = GRPC_ARG_INTEGER;
-    arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    arg.value.integer = RPC_MESSAGE_BYTES_MAX;
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    s->channel = grpc_channel_create(target, creds, &args);
-    grpc_channel_credentials_release(creds);
+    s->channel = rpc_stream_channel(target);
 
     pthread_mutex_lock(&pool->lock);
     if (pool->n_streams == RPC_STREAMS_MAX || s->target == NULL || s->method == NULL) {
@@ -251,6 +257,24 @@ rpc_stream *rpc_stream_open(rpc_stream_pool *pool, const char *target, const cha
     pool->streams[pool->n_streams++] = s;
     pthread_mutex_unlock(&pool->lock);
     return s;
+}
+
+int rpc_stream_retarget(rpc_stream *s, const char *target) {
+    char *copy = strdup(target);
+
+    if (copy == NULL)
+        return BS_ERR_NOMEM;
+    pthread_mutex_lock(&s->lock);
+    if (s->call != NULL)
+        grpc_call_cancel(s->call, NULL); /* its status event ends it */
+    /* Calls hold their own reference to the old channel. */
+    grpc_channel_destroy(s->channel);
+    s->channel = rpc_stream_channel(copy);
+    free(s->target);
+    s->target = copy;
+    s->retry_after_ms = 0;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
 }
 
 int rpc_stream_send(rpc_stream *s, const ProtobufCMessage *message) {

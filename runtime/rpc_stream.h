@@ -33,6 +33,10 @@ void rpc_stream_pool_destroy(rpc_stream_pool *pool);
  * connected until the first send. NULL when out of memory or the pool is full. */
 rpc_stream *rpc_stream_open(rpc_stream_pool *pool, const char *target, const char *method);
 
+/* Points the stream at another address: the call in progress is cancelled
+ * (its queued messages are dropped) and the next send connects anew. */
+int rpc_stream_retarget(rpc_stream *stream, const char *target);
+
 /* Queues a message. Returns 0, or BS_ERR_RESOURCE_EXHAUSTED when it was
  * dropped (queue full), or BS_ERR_UNAVAILABLE (stream broken and not yet due
  * for a retry). */
