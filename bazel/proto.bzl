@@ -23,7 +23,8 @@ def c_proto_library(name, srcs, deps = [], visibility = None):
         cmd = "protoc-c --proto_path=proto --c_out=$(RULEDIR) " +
               " ".join(["$(location %s)" % s for s in srcs]),
     )
-    native.filegroup(name = name + "_protos", srcs = srcs)
+    # This library's protos and, transitively, those they import.
+    native.filegroup(name = name + "_protos", srcs = srcs + [d + "_protos" for d in deps])
     native.cc_library(
         name = name,
         srcs = cfiles,

@@ -36,6 +36,10 @@ rpc_channel *rpc_channel_open(const char *target) {
     return ch;
 }
 
+grpc_channel *rpc_channel_grpc(rpc_channel *ch) {
+    return ch->channel;
+}
+
 const char *rpc_channel_target(const rpc_channel *ch) {
     return ch->target;
 }
@@ -99,7 +103,7 @@ int rpc_status_to_err(grpc_status_code code) {
     }
 }
 
-static void rpc_status_set(rpc_status *status, grpc_status_code code, grpc_slice details) {
+void rpc_status_set(rpc_status *status, grpc_status_code code, grpc_slice details) {
     size_t n = GRPC_SLICE_LENGTH(details);
 
     status->code = code;

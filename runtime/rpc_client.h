@@ -27,6 +27,9 @@ typedef struct {
  * first call. Returns NULL when out of memory. */
 rpc_channel *rpc_channel_open(const char *target);
 
+/* gRPC's channel, for the other client layers of the runtime. */
+grpc_channel *rpc_channel_grpc(rpc_channel *ch);
+
 /* The address the channel was opened with. */
 const char *rpc_channel_target(const rpc_channel *ch);
 
@@ -66,6 +69,9 @@ int rpc_call_stream_finish(rpc_call_stream *s, const ProtobufCMessageDescriptor 
 
 /* Frees a finished call. */
 void rpc_call_stream_free(rpc_call_stream *s);
+
+/* Fills a status from gRPC's code and details (cut to fit). */
+void rpc_status_set(rpc_status *status, grpc_status_code code, grpc_slice details);
 
 /* The project error code for a gRPC status code. */
 int rpc_status_to_err(grpc_status_code code);
