@@ -17,7 +17,10 @@
 #include "runtime/kv_limits.h"
 #include "runtime/log.h"
 
-/* Trailing metadata of typed errors. */
+/* Trailing metadata of typed errors. basalt-error names the kind, so a
+ * router knows what it may retry: "not-leader" and "no-leader" were refused
+ * before anything was proposed; "key-not-here" means its shard map is stale. */
+#define NODE_TRAILER_ERROR          "basalt-error"
 #define NODE_TRAILER_LEADER_NODE    "basalt-leader-node"
 #define NODE_TRAILER_LEADER_ADDRESS "basalt-leader-address"
 #define NODE_TRAILER_SHARD          "basalt-shard-id"
@@ -55,6 +58,7 @@ void node_fail_not_leader(node *n, node_replica *r, rpc_call *call) {
 
     snprintf(buf, sizeof(buf), "%llu", (unsigned long long)r->shard_id);
     rpc_call_add_trailer(call, NODE_TRAILER_SHARD, buf);
+    rpc_call_add_trailer(call, NODE_TRAILER_ERROR, leader_node ? "not-leader" : "no-leader");
     if (leader_node != 0) {
         snprintf(buf, sizeof(buf), "%llu", (unsigned long long)leader_node);
         rpc_call_add_trailer(call, NODE_TRAILER_LEADER_NODE, buf);
@@ -75,6 +79,7 @@ static node_replica *node_route(node *n, node_in *in, const uint8_t *key, size_t
     node_replica *r = node_replica_by_key(n, key, key_len);
 
     if (r == NULL) {
+        rpc_call_add_trailer(in->call, NODE_TRAILER_ERROR, "key-not-here");
         rpc_call_fail(in->call, GRPC_STATUS_FAILED_PRECONDITION,
                       "no shard on node %llu holds this key", (unsigned long long)n->id);
         node_answer(in);

@@ -155,6 +155,7 @@ class ClusterTest(unittest.TestCase):
                 call()
             self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
             trailers = dict(caught.exception.trailing_metadata())
+            self.assertEqual(trailers["basalt-error"], "not-leader")
             self.assertEqual(trailers["basalt-leader-node"], str(self.leader.node_id))
             self.assertEqual(trailers["basalt-leader-address"], self.leader.endpoint)
             self.assertIn("not the leader", caught.exception.details())

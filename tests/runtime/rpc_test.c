@@ -11,6 +11,7 @@
 #include "basalt/v1/kv.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "runtime/error.h"
+#include "runtime/rpc_async.h"
 #include "runtime/rpc_client.h"
 #include "runtime/rpc_server.h"
 #include "runtime/rpc_stream.h"
@@ -39,6 +40,7 @@ static void echo_handler(rpc_call *call, const ProtobufCMessage *request, void *
 static void fail_handler(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     const Basalt__V1__PutRequest *req = (const void *)request;
     (void)ctx;
+    rpc_call_add_trailer(call, "basalt-test-detail", "typed");
     rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, "refused key %.*s", (int)req->key.len,
                   (const char *)req->key.data);
 }
@@ -333,6 +335,75 @@ static void test_stream_to_unreachable_peer_drops_without_blocking(void) {
     rpc_stream_pool_destroy(pool);
 }
 
+/* What an asynchronous call's callback saw. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    int finished;
+    int rc;
+    grpc_status_code code;
+    char value[32];
+    char trailer[64];
+} async_result;
+
+static void async_cb(void *ctx, int rc, ProtobufCMessage *response, const rpc_status *status,
+                     const rpc_trailers *trailers) {
+    async_result *r = ctx;
+    const char *t = rpc_trailer(trailers, "basalt-test-detail");
+
+    pthread_mutex_lock(&r->lock);
+    r->rc = rc;
+    r->code = status->code;
+    if (response != NULL) {
+        const Basalt__V1__GetResponse *resp = (const void *)response;
+        snprintf(r->value, sizeof(r->value), "%.*s", (int)resp->value.len,
+                 (const char *)resp->value.data);
+        protobuf_c_message_free_unpacked(response, NULL);
+    }
+    snprintf(r->trailer, sizeof(r->trailer), "%s", t ? t : "");
+    r->finished++;
+    pthread_cond_broadcast(&r->done);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void async_wait(async_result *r, int count) {
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&r->lock);
+    while (r->finished < count && pthread_cond_timedwait(&r->done, &r->lock, &deadline) == 0) {
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void test_async_calls_answer_through_callbacks(void) {
+    rpc_async_pool *pool = rpc_async_pool_create();
+    async_result ok = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1, 0, "", ""};
+    async_result bad = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1, 0, "", ""};
+    Basalt__V1__PutRequest req = BASALT__V1__PUT_REQUEST__INIT;
+
+    req.key = (ProtobufCBinaryData){1, (uint8_t *)"k"};
+    req.value = (ProtobufCBinaryData){5, (uint8_t *)"async"};
+    CU_ASSERT_EQUAL(rpc_async_unary(pool, channel, "/test.Echo/Echo", &req.base,
+                                    &basalt__v1__get_response__descriptor, TEST_TIMEOUT_MS,
+                                    async_cb, &ok),
+                    0);
+    CU_ASSERT_EQUAL(rpc_async_unary(pool, channel, "/test.Echo/Fail", &req.base,
+                                    &basalt__v1__get_response__descriptor, TEST_TIMEOUT_MS,
+                                    async_cb, &bad),
+                    0);
+    async_wait(&ok, 1);
+    async_wait(&bad, 1);
+    CU_ASSERT_EQUAL(ok.finished, 1);
+    CU_ASSERT_EQUAL(ok.rc, 0);
+    CU_ASSERT_STRING_EQUAL(ok.value, "async");
+    CU_ASSERT_EQUAL(bad.finished, 1);
+    CU_ASSERT_EQUAL(bad.code, GRPC_STATUS_FAILED_PRECONDITION);
+    CU_ASSERT_STRING_EQUAL(bad.trailer, "typed");
+    rpc_async_pool_destroy(pool);
+}
+
 int main(void) {
     CU_TestInfo tests[] = {
         {"unary_call_round_trips_message", test_unary_call_round_trips_message},
@@ -350,6 +421,7 @@ int main(void) {
         {"client_stream_delivers_messages_in_order", test_client_stream_delivers_messages_in_order},
         {"stream_to_unreachable_peer_drops_without_blocking",
          test_stream_to_unreachable_peer_drops_without_blocking},
+        {"async_calls_answer_through_callbacks", test_async_calls_answer_through_callbacks},
         CU_TEST_INFO_NULL,
     };
     return cunit_run_suite("rpc", tests, setup, teardown);
