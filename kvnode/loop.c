@@ -89,6 +89,20 @@ void node_submit(node *n, node_in_kind kind, rpc_call *call, const ProtobufCMess
     }
 }
 
+void node_submit_owned_peers(node *n, Basalt__V1__UpdateNodesRequest *update) {
+    node_in *in = calloc(1, sizeof(*in));
+
+    if (in != NULL) {
+        in->kind = NODE_IN_UPDATE_NODES;
+        in->request = &update->base;
+        in->owns_request = true;
+        if (node_push(n, in))
+            return;
+        free(in);
+    }
+    basalt__v1__update_nodes_request__free_unpacked(update, NULL);
+}
+
 void node_submit_raft(node *n, const Basalt__V1__RaftBatch *batch) {
     for (size_t i = 0; i < batch->n_messages; i++) {
         node_in *in = calloc(1, sizeof(*in));
@@ -182,7 +196,11 @@ static void node_handle_admin(node *n, node_in *in) {
         ok = &updated.base;
         break;
     }
-    if (rc == 0)
+    if (in->owns_request) {
+        if (rc != 0)
+            log_warn("applying peers from the router failed: %s", why);
+        protobuf_c_message_free_unpacked((ProtobufCMessage *)in->request, NULL);
+    } else if (rc == 0)
         rpc_call_reply(in->call, ok);
     else
         rpc_call_fail(in->call,
@@ -406,6 +424,24 @@ static void *node_main(void *arg) {
     return NULL;
 }
 
+int node_stored_id(kvs *store, uint64_t *id) {
+    uint8_t key[KEYS_SHARD_BYTES];
+    bool found;
+    char *stored;
+    size_t len;
+    int rc;
+
+    *id = 0;
+    keys_shard(key, 0, KEYS_NODE_ID);
+    if ((rc = kvs_get(store, KVS_CF_RAFT, key, sizeof(key), &found, &stored, &len)) != 0)
+        return rc;
+    if (found && len == 8)
+        *id = keys_get_u64_le((const uint8_t *)stored);
+    if (found)
+        free(stored);
+    return 0;
+}
+
 /* A data directory belongs to one node id for life. */
 static int node_check_identity(node *n) {
     uint8_t key[KEYS_SHARD_BYTES], value[8];
@@ -501,6 +537,8 @@ static void node_refuse_inbox(node *n) {
                 unlink(in->snapshot_path);
             free(in->snapshot_path);
             basalt__v1__shard_descriptor__free_unpacked(in->snapshot_desc, NULL);
+        } else if (in->owns_request) {
+            protobuf_c_message_free_unpacked((ProtobufCMessage *)in->request, NULL);
         } else {
             rpc_call_fail(in->call, GRPC_STATUS_UNAVAILABLE, "the node is stopping");
         }

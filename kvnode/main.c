@@ -20,6 +20,7 @@
 #include "kvnode/admin_service.h"
 #include "kvnode/kv_service.h"
 #include "kvnode/node.h"
+#include "kvnode/router_link.h"
 #include "kvnode/store.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -39,9 +40,11 @@ typedef struct {
     const char *data_dir;
     int rpc_threads;
     uint64_t disk_reserve_bytes;
-    uint64_t node_id;
+    uint64_t node_id; /* 0: from the store, or from the router */
     bool bootstrap;
     uint64_t log_max_entries;
+    const char *router;
+    const char *zone;
 } kvnode_config;
 
 static void kvnode_usage(FILE *out) {
@@ -54,7 +57,11 @@ static void kvnode_usage(FILE *out) {
             "  --listen HOST:PORT   address to serve on (default " KVNODE_LISTEN_DEFAULT ")\n"
             "  --data-dir DIR       where the RocksDB store lives, created if missing\n"
             "                       (default ./" KVNODE_DATA_DIR_DEFAULT ")\n"
-            "  --node-id N          this node's id in the cluster, above 0 (default 1)\n"
+            "  --router HOST:PORT   join the cluster of this router: get a node id from\n"
+            "                       it at first start, then heartbeat to it\n"
+            "  --zone NAME          a label for placement (with --router)\n"
+            "  --node-id N          this node's id, above 0 (default: the one stored, else\n"
+            "                       one from the router, else 1)\n"
             "  --bootstrap          if this node hosts no shard yet, create shard 1 over\n"
             "                       every key with this node as its only replica\n"
             "  --raft-log-max-entries N  compact a shard's log past N entries (default 10000)\n"
@@ -98,6 +105,8 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
         {"node-id", required_argument, NULL, 'n'},
         {"bootstrap", no_argument, NULL, 'b'},
         {"raft-log-max-entries", required_argument, NULL, 'L'},
+        {"router", required_argument, NULL, 'R'},
+        {"zone", required_argument, NULL, 'z'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -109,9 +118,11 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
     cfg->data_dir = KVNODE_DATA_DIR_DEFAULT;
     cfg->rpc_threads = 0;
     cfg->disk_reserve_bytes = KVS_DISK_RESERVE_BYTES_DEFAULT;
-    cfg->node_id = 1;
+    cfg->node_id = 0;
     cfg->bootstrap = false;
     cfg->log_max_entries = 0;
+    cfg->router = NULL;
+    cfg->zone = "";
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
@@ -141,6 +152,20 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
             break;
         case 'b':
             cfg->bootstrap = true;
+            break;
+        case 'R':
+            if (!kvnode_is_listen_address(optarg)) {
+                fprintf(stderr, "kvnode: --router takes HOST:PORT\n");
+                return KVNODE_EXIT_USAGE;
+            }
+            cfg->router = optarg;
+            break;
+        case 'z':
+            if (strlen(optarg) >= 64) {
+                fprintf(stderr, "kvnode: --zone takes a name under 64 bytes\n");
+                return KVNODE_EXIT_USAGE;
+            }
+            cfg->zone = optarg;
             break;
         case 'L':
             if (kvnode_parse_number(optarg, UINT32_MAX, &n) != 0 || n < 1) {
@@ -231,6 +256,19 @@ int main(int argc, char **argv) {
         return KVNODE_EXIT_START_FAILED;
     kvs_set_disk_reserve(store, cfg.disk_reserve_bytes);
 
+    /* The node's id: the store's, else the flag's, else the router's. */
+    uint64_t stored_id = 0;
+    node_stored_id(store, &stored_id);
+    if (cfg.node_id == 0)
+        cfg.node_id = stored_id;
+    if (cfg.node_id == 0 && cfg.router != NULL &&
+        router_link_allocate_id(cfg.router, cfg.zone, 60, &cfg.node_id) != 0) {
+        log_error("no node id: the router at %s did not answer", cfg.router);
+        kvs_close(store);
+        return KVNODE_EXIT_START_FAILED;
+    }
+    if (cfg.node_id == 0)
+        cfg.node_id = 1;
     node_config node_cfg = {.node_id = cfg.node_id,
                             .store = store,
                             .bootstrap = cfg.bootstrap,
@@ -251,11 +289,22 @@ int main(int argc, char **argv) {
     log_info("kvnode %llu serving basalt.v1.KV on %s (port %d), data in %s",
              (unsigned long long)cfg.node_id, cfg.listen, rpc_server_port(server), cfg.data_dir);
 
+    router_link *link = NULL;
+    if (cfg.router != NULL) {
+        /* Peers reach us at the port actually bound (--listen may say 0). */
+        char address[300];
+        const char *colon = strrchr(cfg.listen, ':');
+        snprintf(address, sizeof(address), "%.*s:%d", (int)(colon - cfg.listen), cfg.listen,
+                 rpc_server_port(server));
+        link = router_link_start(n, cfg.router, address, cfg.zone);
+    }
+
     int sig = kvnode_wait_for_stop(&stop_signals);
     log_info("kvnode stopping on signal %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     /* The node first: it answers every call it holds, so the server's stop
      * (which waits for all calls) does not hang; the node's memory stays
      * until no RPC thread can reach it. */
+    router_link_stop(link);
     node_halt(n);
     rpc_server_stop(server);
     rpc_server_destroy(server);

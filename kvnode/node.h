@@ -81,6 +81,8 @@ typedef struct node_in {
     Basalt__V1__ShardDescriptor *snapshot_desc;
     /* NODE_IN_SNAPSHOT_SENT: how sending to replica `msg.to` ended. */
     bool snapshot_ok;
+    /* No call to answer: `request` is the node's to free (internal items). */
+    bool owns_request;
 } node_in;
 
 /* A write proposed by this replica while leader, waiting to be applied. */
@@ -204,6 +206,9 @@ struct node {
     uint64_t raft_sync_writes;
 };
 
+/* The node id a store belongs to, or 0 when it has none yet. */
+int node_stored_id(kvs *store, uint64_t *id);
+
 /* Starts the loop thread (loading every replica in the store first).
  * Returns 0 or an error, logged. */
 int node_start(const node_config *config, node **out);
@@ -219,6 +224,10 @@ void node_free(node *n);
 /* Hands a request to the loop; any thread. When the inbox is full the call
  * is answered RESOURCE_EXHAUSTED at once. */
 void node_submit(node *n, node_in_kind kind, rpc_call *call, const ProtobufCMessage *request);
+
+/* Hands the loop a peer list to apply (as UpdateNodes does); the node takes
+ * ownership of `update`. Any thread. */
+void node_submit_owned_peers(node *n, Basalt__V1__UpdateNodesRequest *update);
 
 /* Hands a batch of Raft messages from another node to the loop; any thread.
  * Messages are copied; a full inbox drops them (Raft resends). */

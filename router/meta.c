@@ -129,7 +129,7 @@ int meta_alloc_ids(meta *m, meta_id_kind kind, uint64_t count, uint64_t *first) 
             next = (next << 8) | (uint8_t)value[i];
     }
     rocksdb_free(value);
-    if (rc == 0) {
+    if (rc == 0 && count > 0) {
         uint64_t after = next + count;
         for (int i = 0; i < 8; i++)
             buf[i] = (uint8_t)(after >> (8 * i));

@@ -19,7 +19,8 @@ void meta_close(meta *m);
 const char *meta_cluster_id(const meta *m);
 
 /* Allocates `count` consecutive ids of a kind, durably (an id is never
- * handed out twice, even across crashes); *first is the first. */
+ * handed out twice, even across crashes); *first is the first. With count 0
+ * it only reads the next free id. */
 int meta_alloc_ids(meta *m, meta_id_kind kind, uint64_t count, uint64_t *first);
 
 /* Records a node's address and zone durably. */

@@ -34,6 +34,7 @@ def generate_messages(out_dir):
     subprocess.run(
         ["protoc", "--proto_path=" + PROTO_DIR, "--python_out=" + out_dir,
          "basalt/v1/kv.proto", "basalt/v1/shard.proto", "basalt/v1/raft.proto",
+         "basalt/v1/admin.proto",
          "grpc/health/v1/health.proto"],
         check=True)
     sys.path.insert(0, out_dir)
@@ -57,13 +58,14 @@ health_pb2 = load_module("health_pb2", os.path.join(MESSAGES_DIR, "grpc/health/v
 class Node:
     """One kvnode process, listening on a port the kernel picked."""
 
-    def __init__(self, data_dir, node_id=1, bootstrap=True):
+    def __init__(self, data_dir, node_id=None, bootstrap=True):
         self.data_dir = data_dir
         self.log_path = os.path.join(data_dir + ".log")
         self.proc = None
         self.port = None
         self.node_id = node_id
-        self.extra_args = ["--node-id", str(node_id)] + (["--bootstrap"] if bootstrap else [])
+        self.extra_args = (["--node-id", str(node_id)] if node_id else []) + (
+            ["--bootstrap"] if bootstrap else [])
 
     def start(self):
         log = open(self.log_path, "a")

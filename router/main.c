@@ -1,0 +1,176 @@
+/* router: Basalt's front door. Serves the public basalt.v1.KV API by
+ * forwarding each call to the right kvnode, the Cluster service nodes
+ * register and heartbeat through, and the operator Admin service. Its own
+ * durable state (cluster id, id allocators, node registry) lives in a small
+ * RocksDB under --data-dir; the shard map comes back from heartbeats. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "router/meta.h"
+#include "router/proxy.h"
+#include "router/services.h"
+#include "router/state.h"
+#include "runtime/log.h"
+#include "runtime/rpc_server.h"
+
+#define ROUTER_LISTEN_DEFAULT     "127.0.0.1:7379"
+#define ROUTER_DATA_DIR_DEFAULT   "router-data"
+#define ROUTER_REPLICAS_DEFAULT   3
+#define ROUTER_DOWN_AFTER_DEFAULT 10000
+#define ROUTER_EXIT_START_FAILED  1
+#define ROUTER_EXIT_USAGE         2
+
+typedef struct {
+    const char *listen;
+    const char *data_dir;
+    int replicas;
+    uint64_t down_after_ms;
+} router_config;
+
+static void router_usage(FILE *out) {
+    fprintf(out,
+            "usage: router [--listen HOST:PORT] [--data-dir DIR] [--replicas N]\n"
+            "              [--node-down-after-ms MS] [--log-level LEVEL]\n"
+            "\n"
+            "Basalt's router: serves basalt.v1.KV by forwarding to the kvnodes.\n"
+            "\n"
+            "  --listen HOST:PORT        address to serve on (default " ROUTER_LISTEN_DEFAULT ")\n"
+            "  --data-dir DIR            the router's own state (default ./" ROUTER_DATA_DIR_DEFAULT
+            ")\n"
+            "  --replicas N              replicas per shard; shard 1 is created once N nodes\n"
+            "                            have registered (default 3, 1 to 16)\n"
+            "  --node-down-after-ms MS   a node silent this long is down (default 10000)\n"
+            "  --log-level LEVEL         debug, info, warn or error (default info)\n");
+}
+
+static int router_parse_number(const char *text, uint64_t min, uint64_t max, uint64_t *out) {
+    char *end;
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static int router_parse_args(int argc, char **argv, router_config *cfg) {
+    static const struct option options[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"replicas", required_argument, NULL, 'r'},
+        {"node-down-after-ms", required_argument, NULL, 'D'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    log_level_t level;
+    uint64_t n;
+    int opt;
+
+    *cfg = (router_config){ROUTER_LISTEN_DEFAULT, ROUTER_DATA_DIR_DEFAULT, ROUTER_REPLICAS_DEFAULT,
+                           ROUTER_DOWN_AFTER_DEFAULT};
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            cfg->listen = optarg;
+            break;
+        case 'd':
+            cfg->data_dir = optarg;
+            break;
+        case 'r':
+            if (router_parse_number(optarg, 1, ROUTER_REPLICAS_MAX, &n) != 0) {
+                fprintf(stderr, "router: --replicas takes a number from 1 to %d\n",
+                        ROUTER_REPLICAS_MAX);
+                return ROUTER_EXIT_USAGE;
+            }
+            cfg->replicas = (int)n;
+            break;
+        case 'D':
+            if (router_parse_number(optarg, 100, 24ull * 3600 * 1000, &cfg->down_after_ms) != 0) {
+                fprintf(stderr, "router: --node-down-after-ms takes 100 to 86400000\n");
+                return ROUTER_EXIT_USAGE;
+            }
+            break;
+        case 'v':
+            if (log_parse_level(optarg, &level) != 0) {
+                fprintf(stderr, "router: unknown log level '%s'\n", optarg);
+                return ROUTER_EXIT_USAGE;
+            }
+            log_set_level(level);
+            break;
+        case 'h':
+            router_usage(stdout);
+            exit(0);
+        default:
+            router_usage(stderr);
+            return ROUTER_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "router: unexpected argument '%s'\n", argv[optind]);
+        return ROUTER_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    router_config cfg;
+    router_state state;
+    sigset_t stop_signals;
+    meta *m;
+    proxy *px;
+    rpc_server *server;
+    int sig, rc;
+
+    if ((rc = router_parse_args(argc, argv, &cfg)) != 0)
+        return rc;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (mkdir(cfg.data_dir, 0755) != 0 && errno != EEXIST) {
+        log_error("cannot create %s: %s", cfg.data_dir, strerror(errno));
+        return ROUTER_EXIT_START_FAILED;
+    }
+    if (meta_open(cfg.data_dir, &m) != 0)
+        return ROUTER_EXIT_START_FAILED;
+    if (router_state_init(&state, m, cfg.replicas, cfg.down_after_ms) != 0 ||
+        (px = proxy_create(&state)) == NULL) {
+        meta_close(m);
+        return ROUTER_EXIT_START_FAILED;
+    }
+    server = rpc_server_create(cfg.listen, 0);
+    if (server == NULL || proxy_register(server, px) != 0 ||
+        router_cluster_service_register(server, &state) != 0 ||
+        router_admin_service_register(server, &state) != 0 || rpc_server_start(server) != 0) {
+        rpc_server_destroy(server);
+        proxy_destroy(px);
+        router_state_free(&state);
+        meta_close(m);
+        return ROUTER_EXIT_START_FAILED;
+    }
+    log_info("router of cluster %s serving on %s (port %d), data in %s", meta_cluster_id(m),
+             cfg.listen, rpc_server_port(server), cfg.data_dir);
+
+    sigwait(&stop_signals, &sig);
+    log_info("router stopping on signal %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* Calls in flight are answered by their callbacks (their deadlines bound
+     * them) before the server's stop returns. */
+    rpc_server_stop(server);
+    proxy_destroy(px);
+    rpc_server_destroy(server);
+    router_state_free(&state);
+    meta_close(m);
+    log_info("router stopped");
+    return 0;
+}

@@ -1,0 +1,281 @@
+/* state: the router's view of nodes and shards. */
+#include "router/state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/error.h"
+#include "runtime/log.h"
+
+uint64_t router_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int router_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    size_t n = al < bl ? al : bl;
+    int c = n ? memcmp(a, b, n) : 0;
+    return c != 0 ? c : (al > bl) - (al < bl);
+}
+
+static router_node *router_node_of(router_state *s, uint64_t id) {
+    for (int i = 0; i < s->n_nodes; i++) {
+        if (s->nodes[i].id == id)
+            return &s->nodes[i];
+    }
+    return NULL;
+}
+
+/* Adds or updates a node in memory (lock held). */
+static router_node *router_put_node(router_state *s, uint64_t id, const char *address,
+                                    const char *zone) {
+    router_node *n = router_node_of(s, id);
+
+    if (n == NULL) {
+        if (s->n_nodes == ROUTER_NODES_MAX)
+            return NULL;
+        n = &s->nodes[s->n_nodes++];
+        memset(n, 0, sizeof(*n));
+        n->id = id;
+    }
+    if (strcmp(n->address, address) != 0) {
+        if (n->channel != NULL && s->n_retired < ROUTER_NODES_MAX)
+            s->retired[s->n_retired++] = n->channel;
+        snprintf(n->address, sizeof(n->address), "%s", address);
+        n->channel = address[0] ? rpc_channel_open(address) : NULL;
+    }
+    snprintf(n->zone, sizeof(n->zone), "%s", zone);
+    return n;
+}
+
+static void router_load_node(void *ctx, uint64_t id, const char *address, const char *zone) {
+    router_put_node(ctx, id, address, zone);
+}
+
+int router_state_init(router_state *s, meta *m, int replicas_wanted, uint64_t down_after_ms) {
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->meta = m;
+    s->replicas_wanted = replicas_wanted;
+    s->down_after_ms = down_after_ms;
+    s->shards = calloc(ROUTER_SHARDS_MAX, sizeof(*s->shards));
+    if (s->shards == NULL)
+        return BS_ERR_NOMEM;
+    return meta_each_node(m, router_load_node, s);
+}
+
+void router_state_free(router_state *s) {
+    for (int i = 0; i < s->n_nodes; i++)
+        rpc_channel_close(s->nodes[i].channel);
+    for (int i = 0; i < s->n_retired; i++)
+        rpc_channel_close(s->retired[i]);
+    for (int i = 0; i < s->n_shards; i++)
+        basalt__v1__shard_descriptor__free_unpacked(s->shards[i].desc, NULL);
+    free(s->shards);
+    pthread_mutex_destroy(&s->lock);
+}
+
+int router_register(router_state *s, uint64_t node_id, const char *address, const char *zone,
+                    uint64_t *assigned) {
+    int rc = 0;
+
+    if (node_id == 0 && (rc = meta_alloc_ids(s->meta, META_ID_NODE, 1, &node_id)) != 0)
+        return rc;
+    if ((rc = meta_put_node(s->meta, node_id, address, zone)) != 0)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_put_node(s, node_id, address, zone);
+    if (n != NULL)
+        n->last_seen_ms = router_now_ms();
+    pthread_mutex_unlock(&s->lock);
+    if (n == NULL)
+        return BS_ERR_RESOURCE_EXHAUSTED;
+    log_info("node %llu registered at %s%s%s", (unsigned long long)node_id, address,
+             zone[0] ? ", zone " : "", zone);
+    *assigned = node_id;
+    return 0;
+}
+
+int router_update_address(router_state *s, uint64_t node_id, const char *address,
+                          const char *zone) {
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_node_of(s, node_id);
+    bool same = n == NULL || (strcmp(n->address, address) == 0 && strcmp(n->zone, zone) == 0);
+    pthread_mutex_unlock(&s->lock);
+    if (same)
+        return 0;
+    int rc = meta_put_node(s->meta, node_id, address, zone);
+    if (rc == 0) {
+        pthread_mutex_lock(&s->lock);
+        router_put_node(s, node_id, address, zone);
+        pthread_mutex_unlock(&s->lock);
+        log_info("node %llu is at %s", (unsigned long long)node_id, address);
+    }
+    return rc;
+}
+
+/* ---- the shard map (lock held) ---- */
+
+static int router_shard_index(router_state *s, uint64_t shard_id) {
+    for (int i = 0; i < s->n_shards; i++) {
+        if (s->shards[i].desc->id == shard_id)
+            return i;
+    }
+    return -1;
+}
+
+static bool router_epoch_newer(const Basalt__V1__ShardDescriptor *a,
+                               const Basalt__V1__ShardDescriptor *b) {
+    return a->version > b->version || (a->version == b->version && a->conf_ver > b->conf_ver);
+}
+
+static Basalt__V1__ShardDescriptor *router_desc_copy(const Basalt__V1__ShardDescriptor *d) {
+    size_t len = basalt__v1__shard_descriptor__get_packed_size(d);
+    uint8_t *buf = malloc(len ? len : 1);
+    Basalt__V1__ShardDescriptor *copy = NULL;
+
+    if (buf != NULL) {
+        basalt__v1__shard_descriptor__pack(d, buf);
+        copy = basalt__v1__shard_descriptor__unpack(NULL, len, buf);
+        free(buf);
+    }
+    return copy;
+}
+
+/* Replaces or inserts a descriptor, keeping the array sorted by start. */
+static void router_learn_shard(router_state *s, const Basalt__V1__ShardDescriptor *d) {
+    int at = router_shard_index(s, d->id);
+
+    if (at >= 0 && !router_epoch_newer(d, s->shards[at].desc))
+        return;
+    Basalt__V1__ShardDescriptor *copy = router_desc_copy(d);
+    if (copy == NULL)
+        return;
+    if (at >= 0) {
+        basalt__v1__shard_descriptor__free_unpacked(s->shards[at].desc, NULL);
+        s->shards[at].desc = copy;
+        return;
+    }
+    if (s->n_shards == ROUTER_SHARDS_MAX) {
+        basalt__v1__shard_descriptor__free_unpacked(copy, NULL);
+        return;
+    }
+    at = s->n_shards;
+    while (at > 0 &&
+           router_bytes_cmp(s->shards[at - 1].desc->start.data, s->shards[at - 1].desc->start.len,
+                            copy->start.data, copy->start.len) > 0) {
+        s->shards[at] = s->shards[at - 1];
+        at--;
+    }
+    s->shards[at] = (router_shard){copy, 0};
+    s->n_shards++;
+    log_info("learned shard %llu (epoch %llu/%llu)", (unsigned long long)copy->id,
+             (unsigned long long)copy->conf_ver, (unsigned long long)copy->version);
+}
+
+int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_node_of(s, req->node_id);
+    if (n == NULL) {
+        pthread_mutex_unlock(&s->lock);
+        return BS_ERR_NOT_FOUND; /* it must register first */
+    }
+    n->last_seen_ms = router_now_ms();
+    n->replicas = (uint32_t)req->n_replicas;
+    n->leaders = 0;
+    for (size_t i = 0; i < req->n_replicas; i++) {
+        const Basalt__V1__ReplicaStatus *r = req->replicas[i];
+        if (r->descriptor == NULL)
+            continue;
+        router_learn_shard(s, r->descriptor);
+        if (r->is_leader) {
+            n->leaders++;
+            int at = router_shard_index(s, r->descriptor->id);
+            if (at >= 0)
+                s->shards[at].leader_node = req->node_id;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+bool router_route_key(router_state *s, const uint8_t *key, size_t key_len, router_route *out) {
+    bool found = false;
+
+    pthread_mutex_lock(&s->lock);
+    int lo = 0, hi = s->n_shards - 1, at = -1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        const Basalt__V1__ShardDescriptor *d = s->shards[mid].desc;
+        if (router_bytes_cmp(d->start.data, d->start.len, key, key_len) <= 0) {
+            at = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if (at >= 0) {
+        const Basalt__V1__ShardDescriptor *d = s->shards[at].desc;
+        if (d->end.len == 0 || router_bytes_cmp(key, key_len, d->end.data, d->end.len) < 0) {
+            memset(out, 0, sizeof(*out));
+            out->shard_id = d->id;
+            out->conf_ver = d->conf_ver;
+            out->version = d->version;
+            out->has_end = d->end.len > 0;
+            out->end_len = d->end.len < sizeof(out->end) ? d->end.len : sizeof(out->end);
+            memcpy(out->end, d->end.data, out->end_len);
+            out->leader_node = s->shards[at].leader_node;
+            for (size_t i = 0; i < d->n_replicas && i < ROUTER_REPLICAS_MAX; i++)
+                out->replica_nodes[out->n_replicas++] = d->replicas[i]->node_id;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+void router_set_leader(router_state *s, uint64_t shard_id, uint64_t node_id) {
+    pthread_mutex_lock(&s->lock);
+    int at = router_shard_index(s, shard_id);
+    if (at >= 0)
+        s->shards[at].leader_node = node_id;
+    pthread_mutex_unlock(&s->lock);
+}
+
+rpc_channel *router_node_channel(router_state *s, uint64_t node_id) {
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_node_of(s, node_id);
+    rpc_channel *ch = n ? n->channel : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return ch;
+}
+
+bool router_node_is_up(router_state *s, uint64_t node_id) {
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_node_of(s, node_id);
+    bool up = n && n->last_seen_ms && router_now_ms() - n->last_seen_ms < s->down_after_ms;
+    pthread_mutex_unlock(&s->lock);
+    return up;
+}
+
+bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n) {
+    bool go = false;
+
+    pthread_mutex_lock(&s->lock);
+    *n = 0;
+    if (!s->bootstrap_started && s->n_shards == 0) {
+        uint64_t now = router_now_ms();
+        for (int i = 0; i < s->n_nodes && *n < s->replicas_wanted; i++) {
+            if (s->nodes[i].address[0] && s->nodes[i].last_seen_ms &&
+                now - s->nodes[i].last_seen_ms < s->down_after_ms)
+                nodes[(*n)++] = s->nodes[i].id;
+        }
+        go = *n == s->replicas_wanted;
+        s->bootstrap_started = go;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return go;
+}

@@ -1,0 +1,99 @@
+/* state: what the router knows of the cluster, in memory, under one lock:
+ * the node registry (fed by registration and heartbeats) and the shard map
+ * (descriptors ordered by start key, with each shard's leader), rebuilt from
+ * heartbeats after a restart. A newer epoch always wins. */
+#ifndef BASALT_ROUTER_STATE_H
+#define BASALT_ROUTER_STATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "basalt/v1/admin.pb-c.h"
+#include "basalt/v1/cluster.pb-c.h"
+#include "router/meta.h"
+#include "runtime/rpc_client.h"
+
+#define ROUTER_NODES_MAX     256
+#define ROUTER_SHARDS_MAX    65536
+#define ROUTER_ADDRESS_BYTES 256
+#define ROUTER_ZONE_BYTES    64
+/* Replicas a shard may have, at most (as in Raft's member bound). */
+#define ROUTER_REPLICAS_MAX 16
+
+typedef struct {
+    uint64_t id;
+    char address[ROUTER_ADDRESS_BYTES];
+    char zone[ROUTER_ZONE_BYTES];
+    uint64_t last_seen_ms; /* 0: not heard from since the router started */
+    uint32_t replicas;
+    uint32_t leaders;
+    rpc_channel *channel;
+} router_node;
+
+typedef struct {
+    Basalt__V1__ShardDescriptor *desc; /* owned */
+    uint64_t leader_node;
+} router_shard;
+
+/* Where to send a request for one key: a copy taken under the lock. */
+typedef struct {
+    uint64_t shard_id;
+    uint64_t conf_ver;
+    uint64_t version;
+    bool has_end;
+    uint8_t end[4097];
+    size_t end_len;
+    uint64_t leader_node;
+    uint64_t replica_nodes[ROUTER_REPLICAS_MAX];
+    int n_replicas;
+} router_route;
+
+typedef struct {
+    pthread_mutex_t lock;
+    meta *meta;
+    int replicas_wanted;
+    uint64_t down_after_ms;
+    router_node nodes[ROUTER_NODES_MAX];
+    int n_nodes;
+    /* Channels replaced by a node's move: calls may still use them, so
+     * they are closed only with the state. */
+    rpc_channel *retired[ROUTER_NODES_MAX];
+    int n_retired;
+    router_shard *shards; /* sorted by start key */
+    int n_shards;
+    bool bootstrap_started;
+} router_state;
+
+int router_state_init(router_state *s, meta *m, int replicas_wanted, uint64_t down_after_ms);
+void router_state_free(router_state *s);
+
+uint64_t router_now_ms(void);
+
+/* Registers a node (allocating an id when node_id is 0). Returns 0 or an error. */
+int router_register(router_state *s, uint64_t node_id, const char *address, const char *zone,
+                    uint64_t *assigned);
+
+/* Records a registered node's (new) address durably; no-op when unchanged. */
+int router_update_address(router_state *s, uint64_t node_id, const char *address, const char *zone);
+
+/* Takes in a heartbeat; fills resp with every node's address (strings owned
+ * by resp: free with router_free_nodes). */
+int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req);
+
+/* The shard owning key, or false when the map has none yet. */
+bool router_route_key(router_state *s, const uint8_t *key, size_t key_len, router_route *out);
+
+/* Notes that `node_id` leads shard_id (from a not-leader hint). */
+void router_set_leader(router_state *s, uint64_t shard_id, uint64_t node_id);
+
+/* The channel to a node, or NULL when unknown. */
+rpc_channel *router_node_channel(router_state *s, uint64_t node_id);
+
+bool router_node_is_up(router_state *s, uint64_t node_id);
+
+/* True once (and only once) the cluster has enough nodes and no shard: the
+ * caller then creates shard 1. *nodes receives the chosen node ids. */
+bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n);
+
+#endif

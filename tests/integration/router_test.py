@@ -1,0 +1,154 @@
+"""router_test: a router and three kvnodes started with --router, as a user
+runs them: the router hands out node ids, bootstraps shard 1 once three nodes
+are up, and forwards the public API to the right node, retrying by itself."""
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+
+from testlib import (  # noqa: E402
+    KVNODE, RUNFILES, Client, Node, kv_pb2, load_module, wait_for, MESSAGES_DIR,
+    STARTUP_DEADLINE_S)
+
+ROUTER = os.path.join(RUNFILES, "router/router")
+admin_pb2 = load_module("admin_pb2", os.path.join(MESSAGES_DIR, "basalt/v1/admin_pb2.py"))
+EVENTUAL = kv_pb2.CONSISTENCY_EVENTUAL
+STRONG = kv_pb2.CONSISTENCY_STRONG
+
+
+class Router(Node):
+    """The router process; it logs its port like a kvnode does."""
+
+    def start(self):
+        log = open(self.log_path, "a")
+        offset = log.tell()
+        self.proc = subprocess.Popen(
+            [ROUTER, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+             "--node-down-after-ms", "3000"], stderr=log, stdout=log)
+        log.close()
+        self.port = self._wait_for_port(offset)
+        return self
+
+
+def list_shards(endpoint):
+    channel = grpc.insecure_channel(endpoint)
+    call = channel.unary_unary(
+        "/basalt.v1.Admin/ListShards",
+        request_serializer=admin_pb2.ListShardsRequest.SerializeToString,
+        response_deserializer=admin_pb2.ListShardsResponse.FromString)
+    try:
+        return call(admin_pb2.ListShardsRequest(), timeout=10).shards
+    finally:
+        channel.close()
+
+
+def cluster_status(endpoint):
+    channel = grpc.insecure_channel(endpoint)
+    call = channel.unary_unary(
+        "/basalt.v1.Admin/ClusterStatus",
+        request_serializer=admin_pb2.ClusterStatusRequest.SerializeToString,
+        response_deserializer=admin_pb2.ClusterStatusResponse.FromString)
+    try:
+        return call(admin_pb2.ClusterStatusRequest(), timeout=10)
+    finally:
+        channel.close()
+
+
+class RouterTest(unittest.TestCase):
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="router-test-", dir=os.environ.get("TEST_TMPDIR"))
+        self.router = Router(os.path.join(self.dir, "router")).start()
+        self.nodes = []
+        for i in range(3):
+            node = Node(os.path.join(self.dir, "node%d" % i), bootstrap=False)
+            node.extra_args = ["--router", self.router.endpoint]
+            self.nodes.append(node.start())
+        wait_for(self.shard_has_leader, "shard 1 to be created and get a leader")
+        self.client = Client(self.router.endpoint)
+
+    def tearDown(self):
+        self.client.close()
+        for p in self.nodes + [self.router]:
+            p.stop(signal.SIGKILL)
+
+    def shard_has_leader(self):
+        try:
+            shards = list_shards(self.router.endpoint)
+        except grpc.RpcError:
+            return False
+        return len(shards) == 1 and shards[0].leader_node_id != 0
+
+    def test_bootstrap_and_requests_through_the_router(self):
+        status = cluster_status(self.router.endpoint)
+        self.assertEqual(len(status.nodes), 3)
+        self.assertEqual(status.shards, 1)
+        self.assertEqual(sorted(n.id for n in status.nodes), [1, 2, 3])
+        self.client.put(b"k", b"v")
+        self.assertEqual(self.client.get(b"k", STRONG).value, b"v")
+        self.assertTrue(self.client.delete(b"k").deleted)
+        for i in range(50):
+            self.client.put(b"s%03d" % i, b"v")
+        got = self.client.scan(b"s", b"t", limit=20)
+        self.assertEqual([kv.key for kv in got.kvs], [b"s%03d" % i for i in range(20)])
+        self.assertTrue(got.more)
+        # Bad input is refused by the router itself.
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.client.put(b"", b"v")
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_eventual_reads_are_spread_over_replicas(self):
+        self.client.put(b"spread", b"1")
+        seen = set()
+        for _ in range(60):
+            got = self.client.get(b"spread", EVENTUAL)
+            if got.found:
+                seen.add(got.info.node_id)
+        self.assertGreater(len(seen), 1)
+
+    def test_leader_kill_9_writes_go_on_through_the_router(self):
+        acked, stop = {}, threading.Event()
+
+        def writer():
+            client = Client(self.router.endpoint)
+            i = 0
+            while not stop.is_set():
+                key = b"w%05d" % i
+                try:
+                    client.put(key, b"v%d" % i)
+                    acked[key] = b"v%d" % i
+                    i += 1
+                except grpc.RpcError as e:
+                    # Only an unknown outcome may reach the client.
+                    assert "unknown" in e.details() or e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, \
+                        e.details()
+            client.close()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        wait_for(lambda: len(acked) >= 20, "20 writes")
+        leader_id = list_shards(self.router.endpoint)[0].leader_node_id
+        victim = next(n for n in self.nodes if self.node_id_of(n) == leader_id)
+        victim.stop(signal.SIGKILL)
+        count = len(acked)
+        wait_for(lambda: len(acked) >= count + 20, "20 writes after the leader died", 30)
+        stop.set()
+        thread.join()
+        for key, value in acked.items():
+            self.assertEqual(self.client.get(key, STRONG).value, value, key)
+
+    def node_id_of(self, node):
+        for n in cluster_status(self.router.endpoint).nodes:
+            if n.address == node.endpoint:
+                return n.id
+        return None
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
