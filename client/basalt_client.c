@@ -109,6 +109,12 @@ static int basalt_call(basalt_client *c, const char *method, const ProtobufCMess
     return rc;
 }
 
+int basalt_client_call(basalt_client *c, const char *method, const ProtobufCMessage *request,
+                       const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
+                       rpc_status *status) {
+    return basalt_call(c, method, request, response_desc, response, status);
+}
+
 int basalt_put(basalt_client *c, const void *key, size_t key_len, const void *value,
                size_t value_len, rpc_status *status) {
     Basalt__V1__PutRequest req = BASALT__V1__PUT_REQUEST__INIT;

@@ -53,6 +53,12 @@ int basalt_scan(basalt_client *c, const Basalt__V1__ScanRequest *request,
 /* Asks grpc.health.v1.Health/Check of the endpoint; 0 when it is SERVING. */
 int basalt_health(basalt_client *c, rpc_status *status);
 
+/* Any unary method of the endpoints (the router's Admin service, say), with
+ * the same failover. */
+int basalt_client_call(basalt_client *c, const char *method, const ProtobufCMessage *request,
+                       const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
+                       rpc_status *status);
+
 /* Frees a response of any of the calls above; NULL is fine. */
 void basalt_response_free(void *response);
 

@@ -140,6 +140,17 @@ int meta_alloc_ids(meta *m, meta_id_kind kind, uint64_t count, uint64_t *first) 
     return rc;
 }
 
+int meta_reserve_ids(meta *m, meta_id_kind kind, uint64_t id) {
+    uint64_t next;
+    int rc = meta_alloc_ids(m, kind, 0, &next);
+
+    /* Allocations and reservations come from the router's threads; the
+     * window between reading and raising is closed by allocating the gap. */
+    if (rc == 0 && next <= id)
+        rc = meta_alloc_ids(m, kind, id + 1 - next, &next);
+    return rc;
+}
+
 static void meta_node_key(uint64_t id, char *key) {
     memcpy(key, "node/", 5);
     for (int i = 0; i < 8; i++)

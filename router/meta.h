@@ -23,6 +23,10 @@ const char *meta_cluster_id(const meta *m);
  * it only reads the next free id. */
 int meta_alloc_ids(meta *m, meta_id_kind kind, uint64_t count, uint64_t *first);
 
+/* Makes sure ids up to `id` of a kind are never handed out (they are in use:
+ * a node came back with its id, a heartbeat named a shard). */
+int meta_reserve_ids(meta *m, meta_id_kind kind, uint64_t id);
+
 /* Records a node's address and zone durably. */
 int meta_put_node(meta *m, uint64_t id, const char *address, const char *zone);
 

@@ -84,6 +84,10 @@ int router_register(router_state *s, uint64_t node_id, const char *address, cons
 
     if (node_id == 0 && (rc = meta_alloc_ids(s->meta, META_ID_NODE, 1, &node_id)) != 0)
         return rc;
+    /* A node back with its id (after the router lost its store, say): that
+     * id must never go to another node. */
+    if ((rc = meta_reserve_ids(s->meta, META_ID_NODE, node_id)) != 0)
+        return rc;
     if ((rc = meta_put_node(s->meta, node_id, address, zone)) != 0)
         return rc;
     pthread_mutex_lock(&s->lock);
@@ -151,6 +155,10 @@ static void router_learn_shard(router_state *s, const Basalt__V1__ShardDescripto
 
     if (at >= 0 && !router_epoch_newer(d, s->shards[at].desc))
         return;
+    /* Ids in use are never handed out again (the store may be new). */
+    meta_reserve_ids(s->meta, META_ID_SHARD, d->id);
+    for (size_t i = 0; i < d->n_replicas; i++)
+        meta_reserve_ids(s->meta, META_ID_REPLICA, d->replicas[i]->replica_id);
     Basalt__V1__ShardDescriptor *copy = router_desc_copy(d);
     if (copy == NULL)
         return;

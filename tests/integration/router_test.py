@@ -2,19 +2,18 @@
 runs them: the router hands out node ids, bootstraps shard 1 once three nodes
 are up, and forwards the public API to the right node, retrying by itself."""
 
+import json
 import os
 import signal
 import subprocess
 import tempfile
 import threading
-import time
 import unittest
 
 import grpc
 
 from testlib import (  # noqa: E402
-    KVNODE, RUNFILES, Client, Node, kv_pb2, load_module, wait_for, MESSAGES_DIR,
-    STARTUP_DEADLINE_S)
+    RUNFILES, Client, Node, kv_pb2, kvctl, load_module, wait_for, MESSAGES_DIR)
 
 ROUTER = os.path.join(RUNFILES, "router/router")
 admin_pb2 = load_module("admin_pb2", os.path.join(MESSAGES_DIR, "basalt/v1/admin_pb2.py"))
@@ -102,6 +101,27 @@ class RouterTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as caught:
             self.client.put(b"", b"v")
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_kvctl_status_and_shards(self):
+        out = kvctl(self.router.endpoint, "--output", "json", "status")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        status = json.loads(out.stdout)
+        self.assertEqual(status["shards"], 1)
+        self.assertEqual(sorted(n["state"] for n in status["nodes"]), ["up", "up", "up"])
+        self.assertEqual(sum(n["leaders"] for n in status["nodes"]), 1)
+        out = kvctl(self.router.endpoint, "--output", "json", "shards")
+        shards = json.loads(out.stdout)["shards"]
+        self.assertEqual(len(shards), 1)
+        self.assertEqual((shards[0]["id"], shards[0]["start"], shards[0]["end"]), (1, "", ""))
+        self.assertEqual(len(shards[0]["replicas"]), 3)
+        self.assertIn(shards[0]["leader"], [r["node_id"] for r in shards[0]["replicas"]])
+        table = kvctl(self.router.endpoint, "shards").stdout.decode()
+        self.assertIn("LEADER", table)
+        # A node that dies shows as down once it missed its heartbeats.
+        self.nodes[0].stop(signal.SIGKILL)
+        wait_for(lambda: "down" in [n["state"] for n in json.loads(
+            kvctl(self.router.endpoint, "--output", "json", "status").stdout)["nodes"]],
+            "the killed node to show as down")
 
     def test_eventual_reads_are_spread_over_replicas(self):
         self.client.put(b"spread", b"1")

@@ -51,6 +51,18 @@ static void test_ids_are_never_handed_out_twice(void) {
     CU_ASSERT_EQUAL(b, 5);
 }
 
+static void test_reserved_ids_are_skipped(void) {
+    uint64_t id;
+
+    CU_ASSERT_EQUAL(meta_reserve_ids(m, META_ID_NODE, 5), 0);
+    CU_ASSERT_EQUAL(meta_alloc_ids(m, META_ID_NODE, 1, &id), 0);
+    CU_ASSERT_EQUAL(id, 6);
+    /* Reserving below what was handed out changes nothing. */
+    CU_ASSERT_EQUAL(meta_reserve_ids(m, META_ID_NODE, 2), 0);
+    CU_ASSERT_EQUAL(meta_alloc_ids(m, META_ID_NODE, 1, &id), 0);
+    CU_ASSERT_EQUAL(id, 7);
+}
+
 typedef struct {
     int count;
     char seen[256];
@@ -87,6 +99,7 @@ int main(void) {
         {"cluster_id_is_random_and_kept", test_cluster_id_is_random_and_kept},
         {"ids_are_never_handed_out_twice", test_ids_are_never_handed_out_twice},
         {"node_registry_survives_restart", test_node_registry_survives_restart},
+        {"reserved_ids_are_skipped", test_reserved_ids_are_skipped},
         {"second_router_on_same_dir_refused", test_second_router_on_same_dir_refused},
         CU_TEST_INFO_NULL,
     };

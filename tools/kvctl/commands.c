@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runtime/kv_limits.h"
+#include "tools/kvctl/cluster_commands.h"
 #include "runtime/error.h"
 #include "tools/kvctl/output.h"
 
@@ -184,6 +185,9 @@ static const kvctl_command kvctl_commands[] = {
      "to continue a scan from its last key",
      1, 2, KVCTL_FLAG_CONSISTENCY | KVCTL_FLAG_LIMIT | KVCTL_FLAG_AFTER, kvctl_scan},
     {"health", "", "ask the endpoint whether it is serving", 0, 0, 0, kvctl_health},
+    {"status", "", "show the cluster's nodes (up or down, replicas, leaders) and shard count", 0, 0,
+     0, kvctl_status},
+    {"shards", "", "show every shard: range, epoch, leader, replicas", 0, 0, 0, kvctl_shards},
 };
 
 const kvctl_command *kvctl_find_command(const char *name) {

@@ -1,0 +1,138 @@
+/* cluster_commands: kvctl status and kvctl shards, from the router's Admin
+ * service. */
+#include "tools/kvctl/cluster_commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "basalt/v1/admin.pb-c.h"
+#include "tools/kvctl/output.h"
+
+static int kvctl_admin(basalt_client *client, const char *command, const char *method,
+                       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+                       ProtobufCMessage **resp) {
+    rpc_status st;
+
+    if (basalt_client_call(client, method, req, desc, resp, &st) != 0) {
+        fprintf(stderr, "kvctl %s: %s: %s\n", command, rpc_status_name(st.code), st.message);
+        return KVCTL_EXIT_FAILED;
+    }
+    return KVCTL_EXIT_OK;
+}
+
+static const char *kvctl_state_name(Basalt__V1__NodeState s) {
+    return s == BASALT__V1__NODE_STATE__NODE_STATE_UP ? "up" : "down";
+}
+
+int kvctl_status(basalt_client *client, const kvctl_args *a) {
+    Basalt__V1__ClusterStatusRequest req = BASALT__V1__CLUSTER_STATUS_REQUEST__INIT;
+    Basalt__V1__ClusterStatusResponse *resp;
+    int rc =
+        kvctl_admin(client, "status", "/basalt.v1.Admin/ClusterStatus", &req.base,
+                    &basalt__v1__cluster_status_response__descriptor, (ProtobufCMessage **)&resp);
+    if (rc != KVCTL_EXIT_OK)
+        return rc;
+
+    if (a->output == KVCTL_OUTPUT_JSON) {
+        json_t *nodes = json_array();
+        for (size_t i = 0; i < resp->n_nodes; i++) {
+            const Basalt__V1__NodeInfo *n = resp->nodes[i];
+            json_array_append_new(nodes, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I}", "id",
+                                                   (json_int_t)n->id, "address", n->address, "zone",
+                                                   n->zone, "state", kvctl_state_name(n->state),
+                                                   "replicas", (json_int_t)n->replicas, "leaders",
+                                                   (json_int_t)n->leaders));
+        }
+        rc = output_json(json_pack("{s:s,s:o,s:I}", "cluster_id", resp->cluster_id, "nodes", nodes,
+                                   "shards", (json_int_t)resp->shards))
+                 ? KVCTL_EXIT_FAILED
+                 : KVCTL_EXIT_OK;
+    } else {
+        printf("cluster %s\n", resp->cluster_id);
+        printf("%-6s %-24s %-10s %-6s %-9s %s\n", "NODE", "ADDRESS", "ZONE", "STATE", "REPLICAS",
+               "LEADERS");
+        for (size_t i = 0; i < resp->n_nodes; i++) {
+            const Basalt__V1__NodeInfo *n = resp->nodes[i];
+            printf("%-6llu %-24s %-10s %-6s %-9u %u\n", (unsigned long long)n->id,
+                   n->address[0] ? n->address : "-", n->zone[0] ? n->zone : "-",
+                   kvctl_state_name(n->state), n->replicas, n->leaders);
+        }
+        printf("shards: %u\n", resp->shards);
+    }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}
+
+/* A key bound for people: printable as it is, else in hex; "" and "(end)"
+ * for the open ends. */
+static void kvctl_print_bound(ProtobufCBinaryData b, const char *empty) {
+    bool printable = true;
+    for (size_t i = 0; i < b.len; i++)
+        printable = printable && b.data[i] >= 0x21 && b.data[i] < 0x7f;
+    if (b.len == 0) {
+        printf("%-16s ", empty);
+    } else if (printable) {
+        printf("%-16.*s ", (int)b.len, (const char *)b.data);
+    } else {
+        printf("0x");
+        for (size_t i = 0; i < b.len && i < 7; i++)
+            printf("%02x", b.data[i]);
+        printf("%s ", b.len > 7 ? ".." : "");
+    }
+}
+
+static json_t *kvctl_shard_json(const Basalt__V1__ShardInfo *s) {
+    const Basalt__V1__ShardDescriptor *d = s->descriptor;
+    json_t *replicas = json_array();
+
+    for (size_t i = 0; i < d->n_replicas; i++)
+        json_array_append_new(
+            replicas,
+            json_pack("{s:I,s:I,s:s}", "node_id", (json_int_t)d->replicas[i]->node_id, "replica_id",
+                      (json_int_t)d->replicas[i]->replica_id, "role",
+                      d->replicas[i]->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER
+                          ? "learner"
+                          : "voter"));
+    return json_pack("{s:I,s:o,s:o,s:I,s:I,s:I,s:o}", "id", (json_int_t)d->id, "start",
+                     output_base64(d->start.data, d->start.len), "end",
+                     output_base64(d->end.data, d->end.len), "conf_ver", (json_int_t)d->conf_ver,
+                     "version", (json_int_t)d->version, "leader", (json_int_t)s->leader_node_id,
+                     "replicas", replicas);
+}
+
+int kvctl_shards(basalt_client *client, const kvctl_args *a) {
+    Basalt__V1__ListShardsRequest req = BASALT__V1__LIST_SHARDS_REQUEST__INIT;
+    Basalt__V1__ListShardsResponse *resp;
+    int rc = kvctl_admin(client, "shards", "/basalt.v1.Admin/ListShards", &req.base,
+                         &basalt__v1__list_shards_response__descriptor, (ProtobufCMessage **)&resp);
+    if (rc != KVCTL_EXIT_OK)
+        return rc;
+
+    if (a->output == KVCTL_OUTPUT_JSON) {
+        json_t *shards = json_array();
+        for (size_t i = 0; i < resp->n_shards; i++)
+            json_array_append_new(shards, kvctl_shard_json(resp->shards[i]));
+        rc = output_json(json_pack("{s:o}", "shards", shards)) ? KVCTL_EXIT_FAILED : KVCTL_EXIT_OK;
+    } else {
+        printf("%-6s %-16s %-16s %-8s %-8s %-7s %s\n", "SHARD", "START", "END", "CONF_VER",
+               "VERSION", "LEADER", "REPLICAS (node/replica/role)");
+        for (size_t i = 0; i < resp->n_shards; i++) {
+            const Basalt__V1__ShardDescriptor *d = resp->shards[i]->descriptor;
+            printf("%-6llu ", (unsigned long long)d->id);
+            kvctl_print_bound(d->start, "\"\"");
+            kvctl_print_bound(d->end, "(end)");
+            printf("%-8llu %-8llu %-7llu", (unsigned long long)d->conf_ver,
+                   (unsigned long long)d->version,
+                   (unsigned long long)resp->shards[i]->leader_node_id);
+            for (size_t k = 0; k < d->n_replicas; k++)
+                printf(" %llu/%llu/%s", (unsigned long long)d->replicas[k]->node_id,
+                       (unsigned long long)d->replicas[k]->replica_id,
+                       d->replicas[k]->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER
+                           ? "learner"
+                           : "voter");
+            printf("\n");
+        }
+    }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}

@@ -1,0 +1,13 @@
+/* cluster_commands: kvctl's views of the cluster, from the router. */
+#ifndef BASALT_TOOLS_KVCTL_CLUSTER_COMMANDS_H
+#define BASALT_TOOLS_KVCTL_CLUSTER_COMMANDS_H
+
+#include "tools/kvctl/commands.h"
+
+/* Nodes (id, address, zone, up/down, replicas, leaders) and the shard count. */
+int kvctl_status(basalt_client *client, const kvctl_args *args);
+
+/* One row per shard: id, range, epoch, leader node, replicas with roles. */
+int kvctl_shards(basalt_client *client, const kvctl_args *args);
+
+#endif
