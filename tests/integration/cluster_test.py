@@ -127,6 +127,8 @@ class ClusterTest(unittest.TestCase):
 
     def tearDown(self):
         self.cluster.stop()
+        # RocksDB preallocates tens of MB per store: leave no trace.
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def followers(self):
         return [n for n in self.cluster.running() if n is not self.leader]
@@ -310,6 +312,8 @@ class SnapshotTest(unittest.TestCase):
 
     def tearDown(self):
         self.cluster.stop()
+        # RocksDB preallocates tens of MB per store: leave no trace.
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def test_follower_with_wiped_data_rejoins_by_snapshot(self):
         leader = self.cluster.wait_leader(1)
@@ -359,6 +363,8 @@ class ManyShardsTest(unittest.TestCase):
 
     def tearDown(self):
         self.cluster.stop()
+        # RocksDB preallocates tens of MB per store: leave no trace.
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def test_writes_to_many_shards_share_fsyncs_and_idle_nodes_are_cheap(self):
         leaders = self.cluster.wait_all_leaders(range(1, self.SHARDS + 1))

@@ -10,6 +10,7 @@ import base64
 import concurrent.futures
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,8 @@ class KvnodeTest(unittest.TestCase):
     def tearDown(self):
         self.client.close()
         self.node.stop(signal.SIGKILL)
+        # RocksDB preallocates tens of MB per store: leave no trace.
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def assert_status(self, code, fn, *args, contains=None):
         with self.assertRaises(grpc.RpcError) as caught:

@@ -4,6 +4,7 @@ are up, and forwards the public API to the right node, retrying by itself."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -76,6 +77,8 @@ class RouterTest(unittest.TestCase):
         self.client.close()
         for p in self.nodes + [self.router]:
             p.stop(signal.SIGKILL)
+        # RocksDB preallocates tens of MB per store: leave no trace.
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def shard_has_leader(self):
         try:
