@@ -109,6 +109,10 @@ static int basalt_call(basalt_client *c, const char *method, const ProtobufCMess
     return rc;
 }
 
+rpc_channel *basalt_client_channel(basalt_client *c) {
+    return c->channels[c->current];
+}
+
 int basalt_client_call(basalt_client *c, const char *method, const ProtobufCMessage *request,
                        const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
                        rpc_status *status) {

@@ -59,6 +59,9 @@ int basalt_client_call(basalt_client *c, const char *method, const ProtobufCMess
                        const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
                        rpc_status *status);
 
+/* The channel calls go to now (for asynchronous callers). */
+rpc_channel *basalt_client_channel(basalt_client *c);
+
 /* Frees a response of any of the calls above; NULL is fine. */
 void basalt_response_free(void *response);
 

@@ -167,6 +167,55 @@ class RouterTest(unittest.TestCase):
         thread.join()
         for key, value in acked.items():
             self.assertEqual(self.client.get(key, STRONG).value, value, key)
+        # The operator sees the dead node down, and up again once restarted.
+        wait_for(lambda: self.kvctl_node_state(leader_id) == "down", "the old leader shown down")
+        victim.start()
+        wait_for(lambda: self.kvctl_node_state(leader_id) == "up", "the old leader shown up")
+
+    def kvctl_node_state(self, node_id):
+        out = kvctl(self.router.endpoint, "--output", "json", "status")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return next(n["state"] for n in json.loads(out.stdout)["nodes"] if n["id"] == node_id)
+
+    def test_kvctl_import_100k_keys_read_back_strong_and_eventual(self):
+        count = 100000
+        path = os.path.join(self.dir, "import.tsv")
+        with open(path, "w") as f:
+            for i in range(count):
+                f.write("imp%06d\tvalue-%d\n" % (i, i))
+        out = kvctl(self.router.endpoint, "import", path)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"100000 keys loaded, 0 failed", out.stdout + out.stderr)
+        expected = [(b"imp%06d" % i, b"value-%d" % i) for i in range(count)]
+        self.assertEqual(self.scan_all(b"imp", b"imq", STRONG), expected)
+        # An eventual read may lag the leader by a few entries; it catches up.
+        wait_for(lambda: self.scan_all(b"imp", b"imq", EVENTUAL) == expected,
+                 "eventual scans to return every imported key")
+
+    def test_kvctl_import_skips_malformed_lines_and_keeps_the_rest(self):
+        path = os.path.join(self.dir, "mixed.tsv")
+        with open(path, "w") as f:
+            f.write("good1\tone\nno tab here\n\tempty key\ngood2\ttwo\n")
+        out = kvctl(self.router.endpoint, "import", path)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn(b"line 2", out.stderr)
+        self.assertIn(b"line 3", out.stderr)
+        self.assertIn(b"2 keys loaded, 0 failed, 2 malformed lines skipped", out.stdout + out.stderr)
+        self.assertEqual(self.scan_all(b"good", b"goof", STRONG),
+                         [(b"good1", b"one"), (b"good2", b"two")])
+        # A missing file is an error before anything is sent.
+        out = kvctl(self.router.endpoint, "import", os.path.join(self.dir, "absent.tsv"))
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn(b"absent.tsv", out.stderr)
+
+    def scan_all(self, start, end, consistency):
+        pairs = []
+        while True:
+            got = self.client.scan(start, end, limit=10000, consistency=consistency)
+            pairs.extend((kv.key, kv.value) for kv in got.kvs)
+            if not got.more:
+                return pairs
+            start = got.kvs[-1].key + b"\x00"
 
     def test_router_kill_9_and_restart_under_load(self):
         acked, failed, stop = {}, [], threading.Event()

@@ -7,6 +7,7 @@
 
 #include "runtime/kv_limits.h"
 #include "tools/kvctl/cluster_commands.h"
+#include "tools/kvctl/import.h"
 #include "runtime/error.h"
 #include "tools/kvctl/output.h"
 
@@ -188,6 +189,10 @@ static const kvctl_command kvctl_commands[] = {
     {"status", "", "show the cluster's nodes (up or down, replicas, leaders) and shard count", 0, 0,
      0, kvctl_status},
     {"shards", "", "show every shard: range, epoch, leader, replicas", 0, 0, 0, kvctl_shards},
+    {"import", "FILE",
+     "load key<TAB>value lines from FILE (- for stdin), many at once; malformed lines are "
+     "reported by number and skipped",
+     1, 1, 0, kvctl_import},
 };
 
 const kvctl_command *kvctl_find_command(const char *name) {
