@@ -31,12 +31,13 @@ typedef struct {
     const char *data_dir;
     int replicas;
     uint64_t down_after_ms;
+    const char *zone;
 } router_config;
 
 static void router_usage(FILE *out) {
     fprintf(out,
             "usage: router [--listen HOST:PORT] [--data-dir DIR] [--replicas N]\n"
-            "              [--node-down-after-ms MS] [--log-level LEVEL]\n"
+            "              [--node-down-after-ms MS] [--zone NAME] [--log-level LEVEL]\n"
             "\n"
             "Basalt's router: serves basalt.v1.KV by forwarding to the kvnodes.\n"
             "\n"
@@ -46,6 +47,8 @@ static void router_usage(FILE *out) {
             "  --replicas N              replicas per shard; shard 1 is created once N nodes\n"
             "                            have registered (default 3, 1 to 16)\n"
             "  --node-down-after-ms MS   a node silent this long is down (default 10000)\n"
+            "  --zone NAME               the router's zone: eventual reads go to followers in\n"
+            "                            this zone when there are any (kvnode --zone)\n"
             "  --log-level LEVEL         debug, info, warn or error (default info)\n");
 }
 
@@ -67,6 +70,7 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
         {"data-dir", required_argument, NULL, 'd'},
         {"replicas", required_argument, NULL, 'r'},
         {"node-down-after-ms", required_argument, NULL, 'D'},
+        {"zone", required_argument, NULL, 'z'},
         {"log-level", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -76,7 +80,7 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
     int opt;
 
     *cfg = (router_config){ROUTER_LISTEN_DEFAULT, ROUTER_DATA_DIR_DEFAULT, ROUTER_REPLICAS_DEFAULT,
-                           ROUTER_DOWN_AFTER_DEFAULT};
+                           ROUTER_DOWN_AFTER_DEFAULT, ""};
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
@@ -98,6 +102,13 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
                 fprintf(stderr, "router: --node-down-after-ms takes 100 to 86400000\n");
                 return ROUTER_EXIT_USAGE;
             }
+            break;
+        case 'z':
+            if (strlen(optarg) >= ROUTER_ZONE_BYTES) {
+                fprintf(stderr, "router: --zone takes a name under %d bytes\n", ROUTER_ZONE_BYTES);
+                return ROUTER_EXIT_USAGE;
+            }
+            cfg->zone = optarg;
             break;
         case 'v':
             if (log_parse_level(optarg, &level) != 0) {
@@ -145,7 +156,7 @@ int main(int argc, char **argv) {
     if (meta_open(cfg.data_dir, &m) != 0)
         return ROUTER_EXIT_START_FAILED;
     if (router_state_init(&state, m, cfg.replicas, cfg.down_after_ms) != 0 ||
-        (px = proxy_create(&state)) == NULL) {
+        (px = proxy_create(&state, cfg.zone)) == NULL) {
         meta_close(m);
         return ROUTER_EXIT_START_FAILED;
     }
@@ -159,8 +170,9 @@ int main(int argc, char **argv) {
         meta_close(m);
         return ROUTER_EXIT_START_FAILED;
     }
-    log_info("router of cluster %s serving on %s (port %d), data in %s", meta_cluster_id(m),
-             cfg.listen, rpc_server_port(server), cfg.data_dir);
+    log_info("router of cluster %s serving on %s (port %d), data in %s%s%s", meta_cluster_id(m),
+             cfg.listen, rpc_server_port(server), cfg.data_dir, cfg.zone[0] ? ", zone " : "",
+             cfg.zone);
 
     sigwait(&stop_signals, &sig);
     log_info("router stopping on signal %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -32,7 +32,8 @@ struct proxy {
     router_state *state;
     rpc_async_pool *pool;
     async_timer *timer;
-    _Atomic uint64_t spread; /* spreads eventual reads over replicas */
+    _Atomic uint64_t spread;      /* spreads eventual reads over replicas */
+    char zone[ROUTER_ZONE_BYTES]; /* the router's own zone label; may be empty */
 };
 
 typedef struct {
@@ -117,11 +118,41 @@ static bool proxy_usable(proxy_op *op, uint64_t node) {
     return node != 0 && !proxy_avoided(op, node) && router_node_is_up(op->px->state, node);
 }
 
+/* For an eventual read: the followers that are up, in turn, so the leader
+ * keeps its capacity for writes; among them, those in the router's own zone
+ * when there are any (a read that stays in the zone is faster and cheaper).
+ * Returns 0 when no follower is usable. */
+static uint64_t proxy_pick_follower(proxy_op *op, const router_route *route) {
+    uint64_t local[ROUTER_REPLICAS_MAX], remote[ROUTER_REPLICAS_MAX];
+    int n_local = 0, n_remote = 0;
+
+    for (int i = 0; i < route->n_replicas; i++) {
+        uint64_t node = route->replica_nodes[i];
+        if (node == route->leader_node || !proxy_usable(op, node))
+            continue;
+        if (router_node_in_zone(op->px->state, node, op->px->zone))
+            local[n_local++] = node;
+        else
+            remote[n_remote++] = node;
+    }
+    uint64_t turn = atomic_fetch_add(&op->px->spread, 1);
+    if (n_local > 0)
+        return local[turn % (uint64_t)n_local];
+    if (n_remote > 0)
+        return remote[turn % (uint64_t)n_remote];
+    return 0;
+}
+
 /* Leader for writes and strong reads (any replica when none is known: it
- * names the leader); for eventual reads, replicas in turn. Nodes known to be
- * down, or that this call could not reach, come last. */
+ * names the leader); a follower for eventual reads, else the leader. Nodes
+ * known to be down, or that this call could not reach, come last. */
 static uint64_t proxy_pick_node(proxy_op *op, const router_route *route) {
-    if (!proxy_is_eventual(op) && proxy_usable(op, route->leader_node))
+    if (proxy_is_eventual(op)) {
+        uint64_t follower = proxy_pick_follower(op, route);
+        if (follower != 0)
+            return follower;
+    }
+    if (proxy_usable(op, route->leader_node))
         return route->leader_node;
     uint64_t turn = atomic_fetch_add(&op->px->spread, 1);
     for (int i = 0; i < route->n_replicas; i++) {
@@ -421,12 +452,13 @@ int proxy_register(rpc_server *server, proxy *px) {
     return 0;
 }
 
-proxy *proxy_create(router_state *state) {
+proxy *proxy_create(router_state *state, const char *zone) {
     proxy *px = calloc(1, sizeof(*px));
 
     if (px == NULL)
         return NULL;
     px->state = state;
+    snprintf(px->zone, sizeof(px->zone), "%s", zone);
     px->pool = rpc_async_pool_create();
     px->timer = async_timer_create();
     if (px->pool == NULL || px->timer == NULL) {

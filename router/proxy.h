@@ -24,7 +24,9 @@
 
 typedef struct proxy proxy;
 
-proxy *proxy_create(router_state *state);
+/* zone: the router's own zone label ("" for none); eventual reads prefer
+ * followers that carry it. */
+proxy *proxy_create(router_state *state, const char *zone);
 /* Answers every call still in flight with UNAVAILABLE and frees. */
 void proxy_destroy(proxy *px);
 

@@ -269,6 +269,16 @@ bool router_node_is_up(router_state *s, uint64_t node_id) {
     return up;
 }
 
+bool router_node_in_zone(router_state *s, uint64_t node_id, const char *zone) {
+    if (zone[0] == '\0')
+        return false;
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_node_of(s, node_id);
+    bool same = n && strcmp(n->zone, zone) == 0;
+    pthread_mutex_unlock(&s->lock);
+    return same;
+}
+
 bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n) {
     bool go = false;
 

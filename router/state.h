@@ -92,6 +92,9 @@ rpc_channel *router_node_channel(router_state *s, uint64_t node_id);
 
 bool router_node_is_up(router_state *s, uint64_t node_id);
 
+/* True when the node carries the zone label `zone` (never for an empty one). */
+bool router_node_in_zone(router_state *s, uint64_t node_id, const char *zone);
+
 /* True once (and only once) the cluster has enough nodes and no shard: the
  * caller then creates shard 1. *nodes receives the chosen node ids. */
 bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n);

@@ -32,7 +32,7 @@ class Router(Node):
         listen = "127.0.0.1:%d" % (self.port or 0)
         self.proc = subprocess.Popen(
             [ROUTER, "--listen", listen, "--data-dir", self.data_dir,
-             "--node-down-after-ms", "3000"], stderr=log, stdout=log)
+             "--node-down-after-ms", "3000"] + self.extra_args, stderr=log, stdout=log)
         log.close()
         self.port = self._wait_for_port(offset)
         return self
@@ -62,15 +62,22 @@ def cluster_status(endpoint):
         channel.close()
 
 
-class RouterTest(unittest.TestCase):
+class ClusterCase(unittest.TestCase):
+    """A router and three kvnodes registered with it, shard 1 led."""
+
+    # The router's zone and each node's; "" is no label.
+    ROUTER_ZONE = ""
+    NODE_ZONES = ("", "", "")
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="router-test-", dir=os.environ.get("TEST_TMPDIR"))
-        self.router = Router(os.path.join(self.dir, "router")).start()
+        self.router = Router(os.path.join(self.dir, "router"), bootstrap=False)
+        self.router.extra_args = ["--zone", self.ROUTER_ZONE] if self.ROUTER_ZONE else []
+        self.router.start()
         self.nodes = []
-        for i in range(3):
+        for i, zone in enumerate(self.NODE_ZONES):
             node = Node(os.path.join(self.dir, "node%d" % i), bootstrap=False)
-            node.extra_args = ["--router", self.router.endpoint]
+            node.extra_args = ["--router", self.router.endpoint] + (["--zone", zone] if zone else [])
             self.nodes.append(node.start())
         wait_for(self.shard_has_leader, "shard 1 to be created and get a leader")
         self.client = Client(self.router.endpoint)
@@ -88,6 +95,23 @@ class RouterTest(unittest.TestCase):
         except grpc.RpcError:
             return False
         return len(shards) == 1 and shards[0].leader_node_id != 0
+
+    def eventual_readers(self, key, reads):
+        seen = set()
+        for _ in range(reads):
+            got = self.client.get(key, EVENTUAL)
+            self.assertNotEqual(got.info.node_id, 0)
+            seen.add(got.info.node_id)
+        return seen
+
+    def node_id_of(self, node):
+        for n in cluster_status(self.router.endpoint).nodes:
+            if n.address == node.endpoint:
+                return n.id
+        return None
+
+
+class RouterTest(ClusterCase):
 
     def test_bootstrap_and_requests_through_the_router(self):
         status = cluster_status(self.router.endpoint)
@@ -128,14 +152,12 @@ class RouterTest(unittest.TestCase):
             kvctl(self.router.endpoint, "--output", "json", "status").stdout)["nodes"]],
             "the killed node to show as down")
 
-    def test_eventual_reads_are_spread_over_replicas(self):
+    def test_eventual_reads_are_spread_over_followers(self):
         self.client.put(b"spread", b"1")
-        seen = set()
-        for _ in range(60):
-            got = self.client.get(b"spread", EVENTUAL)
-            if got.found:
-                seen.add(got.info.node_id)
+        seen = self.eventual_readers(b"spread", 60)
         self.assertGreater(len(seen), 1)
+        # The leader keeps its capacity for writes while followers are up.
+        self.assertNotIn(list_shards(self.router.endpoint)[0].leader_node_id, seen)
 
     def test_leader_kill_9_writes_go_on_through_the_router(self):
         acked, stop = {}, threading.Event()
@@ -249,11 +271,36 @@ class RouterTest(unittest.TestCase):
         # While the router was down its clients saw it unreachable, nothing else.
         self.assertTrue(all(code == grpc.StatusCode.UNAVAILABLE for code in failed), failed)
 
-    def node_id_of(self, node):
-        for n in cluster_status(self.router.endpoint).nodes:
-            if n.address == node.endpoint:
-                return n.id
-        return None
+
+class ZoneTest(ClusterCase):
+    """A router in zone "east", a follower in east and one in west: eventual
+    reads go to the follower in east only."""
+
+    ROUTER_ZONE = "east"
+    NODE_ZONES = ("east", "east", "west")
+
+    def test_eventual_reads_prefer_followers_in_the_routers_zone(self):
+        self.client.put(b"zoned", b"1")
+        leader = list_shards(self.router.endpoint)[0].leader_node_id
+        if self.zones()[leader] == "west":
+            # Whatever the election chose, the test needs one follower in
+            # each zone: an east follower comes back labelled west.
+            node = next(n for n in self.nodes if self.node_id_of(n) not in (leader, None))
+            node_id = self.node_id_of(node)
+            print("leader %d is in west: node %d restarts in west" % (leader, node_id))
+            node.stop()
+            node.extra_args[-1] = "west"
+            node.start()
+            wait_for(lambda: self.zones().get(node_id) == "west" and self.node_id_of(node),
+                     "the node's new zone and address at the router")
+        zones = self.zones()
+        followers = {n: z for n, z in zones.items() if n != leader}
+        self.assertEqual(sorted(followers.values()), ["east", "west"])
+        east_follower = next(n for n, z in followers.items() if z == "east")
+        self.assertEqual(self.eventual_readers(b"zoned", 40), {east_follower})
+
+    def zones(self):
+        return {n.id: n.zone for n in cluster_status(self.router.endpoint).nodes}
 
 
 if __name__ == "__main__":
