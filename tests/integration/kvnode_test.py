@@ -65,7 +65,8 @@ class KvnodeTest(unittest.TestCase):
         self.assertEqual(kvctl(self.node.endpoint, "put").returncode, 2)
         self.assertEqual(kvctl(self.node.endpoint, "put", "k", "v", "extra").returncode, 2)
         self.assertEqual(kvctl(self.node.endpoint, "frobnicate").returncode, 2)
-        self.assertEqual(kvctl(self.node.endpoint, "get", "k", "--consistency", "weak").returncode, 2)
+        out = kvctl(self.node.endpoint, "get", "k", "--consistency", "weak")
+        self.assertEqual(out.returncode, 2)
         self.assertEqual(kvctl(self.node.endpoint, "put", "k", "v", "--limit", "3").returncode, 2)
 
     def test_kvctl_server_error_exits_3_with_message(self):

@@ -77,7 +77,8 @@ class ClusterCase(unittest.TestCase):
         self.nodes = []
         for i, zone in enumerate(self.NODE_ZONES):
             node = Node(os.path.join(self.dir, "node%d" % i), bootstrap=False)
-            node.extra_args = ["--router", self.router.endpoint] + (["--zone", zone] if zone else [])
+            node.extra_args = ["--router", self.router.endpoint]
+            node.extra_args += ["--zone", zone] if zone else []
             self.nodes.append(node.start())
         wait_for(self.shard_has_leader, "shard 1 to be created and get a leader")
         self.client = Client(self.router.endpoint)
@@ -173,8 +174,8 @@ class RouterTest(ClusterCase):
                     i += 1
                 except grpc.RpcError as e:
                     # Only an unknown outcome may reach the client.
-                    assert "unknown" in e.details() or e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, \
-                        e.details()
+                    assert "unknown" in e.details() or \
+                        e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.details()
             client.close()
 
         thread = threading.Thread(target=writer)
@@ -222,7 +223,8 @@ class RouterTest(ClusterCase):
         self.assertNotEqual(out.returncode, 0)
         self.assertIn(b"line 2", out.stderr)
         self.assertIn(b"line 3", out.stderr)
-        self.assertIn(b"2 keys loaded, 0 failed, 2 malformed lines skipped", out.stdout + out.stderr)
+        self.assertIn(b"2 keys loaded, 0 failed, 2 malformed lines skipped",
+                      out.stdout + out.stderr)
         self.assertEqual(self.scan_all(b"good", b"goof", STRONG),
                          [(b"good1", b"one"), (b"good2", b"two")])
         # A missing file is an error before anything is sent.

@@ -81,14 +81,16 @@ class Node:
         deadline = time.monotonic() + STARTUP_DEADLINE_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError("kvnode exited with %d:\n%s" % (self.proc.returncode, self.log()))
+                raise AssertionError(
+                    "kvnode exited with %d:\n%s" % (self.proc.returncode, self.log()))
             with open(self.log_path) as f:
                 f.seek(offset)
                 for line in f:
                     if "(port " in line:
                         return int(line.split("(port ")[1].split(")")[0])
             time.sleep(0.02)
-        raise AssertionError("kvnode did not start within %ds:\n%s" % (STARTUP_DEADLINE_S, self.log()))
+        raise AssertionError(
+            "kvnode did not start within %ds:\n%s" % (STARTUP_DEADLINE_S, self.log()))
 
     def log(self):
         with open(self.log_path) as f:
@@ -137,7 +139,8 @@ class Client:
 
     def scan(self, start=b"", end=b"", limit=0, consistency=kv_pb2.CONSISTENCY_UNSPECIFIED):
         return self.calls["Scan"](
-            kv_pb2.ScanRequest(start=start, end=end, limit=limit, consistency=consistency), timeout=10)
+            kv_pb2.ScanRequest(start=start, end=end, limit=limit, consistency=consistency),
+            timeout=10)
 
     def raw(self, method, payload):
         call = self.channel.unary_unary("/basalt.v1.KV/" + method)

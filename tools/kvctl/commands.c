@@ -204,21 +204,20 @@ const kvctl_command *kvctl_find_command(const char *name) {
 }
 
 static void kvctl_print_global_flags(FILE *out) {
-    fprintf(
-        out,
-        "\nglobal flags:\n"
-        "  --endpoints HOST:PORT,...  where to send requests (default $" KVCTL_ENDPOINTS_ENV
-        ", then " KVCTL_ENDPOINT_DEFAULT ")\n"
-        "  --output table|json        output format (default table; json has base64 keys and values)\n"
-        "  --timeout D                per-request timeout, e.g. 500ms, 5s, 1m (default 5s)\n"
-        "  -h, --help                 show help\n"
-        "\nexit codes: 0 ok, 1 key not found, 2 usage error, 3 request failed\n");
+    fprintf(out,
+            "\nglobal flags:\n"
+            "  --endpoints HOST:PORT,...  where to send requests (default $" KVCTL_ENDPOINTS_ENV
+            ", then " KVCTL_ENDPOINT_DEFAULT ")\n"
+            "  --output table|json        output format (default table; json has base64 keys\n"
+            "                             and values)\n"
+            "  --timeout D                per-request timeout, e.g. 500ms, 5s, 1m (default 5s)\n"
+            "  -h, --help                 show help\n"
+            "\nexit codes: 0 ok, 1 key not found, 2 usage error, 3 request failed\n");
 }
 
 void kvctl_print_usage(FILE *out) {
-    fprintf(
-        out,
-        "usage: kvctl [global flags] COMMAND [ARGS]\n\nBasalt's command line client.\n\ncommands:\n");
+    fprintf(out, "usage: kvctl [global flags] COMMAND [ARGS]\n\n"
+                 "Basalt's command line client.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(kvctl_commands) / sizeof(kvctl_commands[0]); i++)
         fprintf(out, "  %-7s %s\n", kvctl_commands[i].name, kvctl_commands[i].synopsis);
     fprintf(out, "\n'kvctl COMMAND --help' says more about a command.\n");
