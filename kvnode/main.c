@@ -262,10 +262,11 @@ int main(int argc, char **argv) {
     if (cfg.node_id == 0)
         cfg.node_id = stored_id;
     if (cfg.node_id == 0 && cfg.router != NULL &&
-        router_link_allocate_id(cfg.router, cfg.zone, 60, &cfg.node_id) != 0) {
-        log_error("no node id: the router at %s did not answer", cfg.router);
+        (rc = router_link_allocate_id(cfg.router, cfg.zone, 60, &cfg.node_id)) != 0) {
+        if (rc == BS_ERR_UNAVAILABLE)
+            log_error("no node id: the router at %s did not answer", cfg.router);
         kvs_close(store);
-        return KVNODE_EXIT_START_FAILED;
+        return rc == BS_ERR_UNAVAILABLE ? KVNODE_EXIT_START_FAILED : 0;
     }
     if (cfg.node_id == 0)
         cfg.node_id = 1;

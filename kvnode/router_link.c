@@ -4,6 +4,7 @@
 #include "kvnode/router_link.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,23 @@ struct router_link {
     bool stopping;
 };
 
+/* Waits a second between registration attempts (the router may be
+ * starting), or less when SIGTERM or SIGINT arrives: those are blocked in
+ * every thread and meant for the main thread's sigwait, so it is taken here
+ * and reported. Returns true when the node was told to stop. */
+static bool router_link_pause_unless_stopped(void) {
+    struct timespec pause = {1, 0};
+    sigset_t stop;
+
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    int sig = sigtimedwait(&stop, NULL, &pause);
+    if (sig > 0)
+        log_info("stopping on signal %s while waiting for the router", strsignal(sig));
+    return sig > 0;
+}
+
 int router_link_allocate_id(const char *router, const char *zone, int attempts, uint64_t *id) {
     Basalt__V1__RegisterRequest req = BASALT__V1__REGISTER_REQUEST__INIT;
     rpc_channel *ch = rpc_channel_open(router);
@@ -46,8 +64,10 @@ int router_link_allocate_id(const char *router, const char *zone, int attempts, 
             protobuf_c_message_free_unpacked(&resp->base, NULL);
         } else {
             log_warn("router at %s: %s; retrying", router, st.message);
-            struct timespec pause = {1, 0};
-            nanosleep(&pause, NULL); /* a retry interval, the router may be starting */
+            if (router_link_pause_unless_stopped()) {
+                rc = BS_ERR_DEADLINE_EXCEEDED;
+                break;
+            }
         }
     }
     rpc_channel_close(ch);

@@ -15,7 +15,9 @@
 typedef struct router_link router_link;
 
 /* Asks the router for a node id, retrying (logged) until it answers or
- * `attempts` are used. Returns 0 with *id, or BS_ERR_UNAVAILABLE. */
+ * `attempts` are used. Returns 0 with *id, BS_ERR_UNAVAILABLE, or
+ * BS_ERR_DEADLINE_EXCEEDED when SIGTERM or SIGINT arrived meanwhile (call
+ * with those signals blocked). */
 int router_link_allocate_id(const char *router, const char *zone, int attempts, uint64_t *id);
 
 /* Starts heartbeating for node n, which serves at `address`. */

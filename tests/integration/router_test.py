@@ -14,7 +14,7 @@ import unittest
 import grpc
 
 from testlib import (  # noqa: E402
-    RUNFILES, Client, Node, kv_pb2, kvctl, load_module, wait_for, MESSAGES_DIR)
+    KVNODE, RUNFILES, Client, Node, kv_pb2, kvctl, load_module, wait_for, MESSAGES_DIR)
 
 ROUTER = os.path.join(RUNFILES, "router/router")
 admin_pb2 = load_module("admin_pb2", os.path.join(MESSAGES_DIR, "basalt/v1/admin_pb2.py"))
@@ -218,7 +218,7 @@ class RouterTest(ClusterCase):
     def test_kvctl_import_skips_malformed_lines_and_keeps_the_rest(self):
         path = os.path.join(self.dir, "mixed.tsv")
         with open(path, "w") as f:
-            f.write("good1\tone\nno tab here\n\tempty key\ngood2\ttwo\n")
+            f.write("good1\tone\nno tab here\n\tempty key\n\ngood2\ttwo\r\n")
         out = kvctl(self.router.endpoint, "import", path)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn(b"line 2", out.stderr)
@@ -230,7 +230,7 @@ class RouterTest(ClusterCase):
         # A missing file is an error before anything is sent.
         out = kvctl(self.router.endpoint, "import", os.path.join(self.dir, "absent.tsv"))
         self.assertNotEqual(out.returncode, 0)
-        self.assertIn(b"absent.tsv", out.stderr)
+        self.assertIn(b"absent.tsv: No such file or directory", out.stderr)
 
     def scan_all(self, start, end, consistency):
         pairs = []
@@ -303,6 +303,37 @@ class ZoneTest(ClusterCase):
 
     def zones(self):
         return {n.id: n.zone for n in cluster_status(self.router.endpoint).nodes}
+
+
+class StartupTest(unittest.TestCase):
+    """Processes that cannot start say why, and stop when told to."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="router-start-", dir=os.environ.get("TEST_TMPDIR"))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_router_refuses_a_port_over_65535(self):
+        out = subprocess.run([ROUTER, "--listen", "127.0.0.1:99999", "--data-dir", self.dir],
+                             capture_output=True, timeout=30)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn(b"port from 0 to 65535", out.stderr)
+
+    def test_kvnode_waiting_for_a_router_stops_on_sigterm(self):
+        log_path = os.path.join(self.dir, "kvnode.log")
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [KVNODE, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "n"),
+                 "--router", "127.0.0.1:1"], stdout=log, stderr=log)
+        try:
+            wait_for(lambda: "retrying" in open(log_path).read(), "a registration retry")
+            proc.send_signal(signal.SIGTERM)
+            # Well under the 60 attempts a second apart it would otherwise make.
+            self.assertEqual(proc.wait(timeout=10), 0)
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 if __name__ == "__main__":

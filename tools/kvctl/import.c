@@ -68,6 +68,8 @@ static bool import_parse(char *line, size_t len, uint64_t number, char **value, 
 
     if (len > 0 && line[len - 1] == '\n')
         line[--len] = '\0';
+    if (len > 0 && line[len - 1] == '\r') /* a file with CRLF line ends */
+        line[--len] = '\0';
     tab = memchr(line, '\t', len);
     if (tab == NULL) {
         fprintf(stderr, "kvctl import: line %llu: no TAB between key and value; skipped\n",
@@ -95,6 +97,7 @@ static void import_progress(import_state *st, bool final) {
 int kvctl_import(basalt_client *client, const kvctl_args *a) {
     const char *path = a->positionals[0];
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    int open_errno = errno;
     rpc_async_pool *pool;
     import_state st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
     bool tty = isatty(STDERR_FILENO);
@@ -102,10 +105,11 @@ int kvctl_import(basalt_client *client, const kvctl_args *a) {
     size_t cap = 0;
     ssize_t len;
     uint64_t number = 0, skipped = 0;
+    bool read_failed = false;
     time_t last = time(NULL);
 
     if (in == NULL) {
-        fprintf(stderr, "kvctl import: cannot open %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "kvctl import: cannot open %s: %s\n", path, strerror(open_errno));
         return KVCTL_EXIT_FAILED;
     }
     pool = rpc_async_pool_create();
@@ -113,6 +117,8 @@ int kvctl_import(basalt_client *client, const kvctl_args *a) {
         char *value;
         size_t key_len, value_len;
         number++;
+        if (len == 1 && line[0] == '\n')
+            continue; /* blank lines separate nothing and load nothing */
         if (!import_parse(line, (size_t)len, number, &value, &key_len, &value_len)) {
             skipped++;
             continue;
@@ -144,17 +150,20 @@ int kvctl_import(basalt_client *client, const kvctl_args *a) {
     if (ferror(in)) {
         fprintf(stderr, "kvctl import: reading %s stopped after line %llu: %s\n", path,
                 (unsigned long long)number, strerror(errno));
-        skipped++; /* the rest of the input counts as not loaded */
+        read_failed = true; /* the rest of the input was not loaded */
     }
     if (in != stdin)
         fclose(in);
     rpc_async_pool_destroy(pool); /* waits for every put */
     if (tty)
         import_progress(&st, true);
+    if (st.failed > IMPORT_FAILURES_SHOWN)
+        fprintf(stderr, "kvctl import: %llu more failed lines not shown\n",
+                (unsigned long long)(st.failed - IMPORT_FAILURES_SHOWN));
     printf("%llu keys loaded, %llu failed, %llu malformed lines skipped\n",
            (unsigned long long)st.loaded, (unsigned long long)st.failed,
            (unsigned long long)skipped);
     /* Anything not loaded makes the exit code say so; puts are idempotent,
      * so running the same import again is safe. */
-    return st.failed > 0 || skipped > 0 ? KVCTL_EXIT_FAILED : KVCTL_EXIT_OK;
+    return st.failed > 0 || skipped > 0 || read_failed ? KVCTL_EXIT_FAILED : KVCTL_EXIT_OK;
 }
