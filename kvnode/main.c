@@ -86,14 +86,6 @@ static int kvnode_parse_number(const char *text, uint64_t max, uint64_t *out) {
     return 0;
 }
 
-/* HOST:PORT with a port gRPC would not silently wrap around. */
-static bool kvnode_is_listen_address(const char *addr) {
-    const char *colon = strrchr(addr, ':');
-    uint64_t port;
-
-    return colon != NULL && colon != addr && kvnode_parse_number(colon + 1, 65535, &port) == 0;
-}
-
 /* Parses the command line; returns 0, or an exit code to stop with. */
 static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
     static const struct option options[] = {
@@ -126,7 +118,7 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
-            if (!kvnode_is_listen_address(optarg)) {
+            if (!rpc_listen_address_valid(optarg)) {
                 fprintf(stderr, "kvnode: --listen takes HOST:PORT with a port from 0 to 65535\n");
                 return KVNODE_EXIT_USAGE;
             }
@@ -154,7 +146,7 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
             cfg->bootstrap = true;
             break;
         case 'R':
-            if (!kvnode_is_listen_address(optarg)) {
+            if (!rpc_listen_address_valid(optarg)) {
                 fprintf(stderr, "kvnode: --router takes HOST:PORT\n");
                 return KVNODE_EXIT_USAGE;
             }

@@ -64,14 +64,6 @@ static int router_parse_number(const char *text, uint64_t min, uint64_t max, uin
     return 0;
 }
 
-/* HOST:PORT with a port gRPC would not silently wrap around. */
-static bool router_is_listen_address(const char *addr) {
-    const char *colon = strrchr(addr, ':');
-    uint64_t port;
-
-    return colon != NULL && colon != addr && router_parse_number(colon + 1, 0, 65535, &port) == 0;
-}
-
 static int router_parse_args(int argc, char **argv, router_config *cfg) {
     static const struct option options[] = {
         {"listen", required_argument, NULL, 'l'},
@@ -92,7 +84,7 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
-            if (!router_is_listen_address(optarg)) {
+            if (!rpc_listen_address_valid(optarg)) {
                 fprintf(stderr, "router: --listen takes HOST:PORT with a port from 0 to 65535\n");
                 return ROUTER_EXIT_USAGE;
             }
