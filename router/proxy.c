@@ -264,6 +264,14 @@ static bool proxy_may_retry(proxy_op *op, const proxy_flight *f, int rc, const r
             *pause = false;
         return true;
     }
+    if (rc == BS_ERR_DEADLINE_EXCEEDED && proxy_is_eventual(op) &&
+        router_now_ms() < op->deadline_ms) {
+        /* Only this attempt's share of the time ran out: ask another replica. */
+        if (op->n_avoid < PROXY_AVOID_MAX && !proxy_avoided(op, f->node))
+            op->avoid[op->n_avoid++] = f->node;
+        *pause = false;
+        return true;
+    }
     if (rc != BS_ERR_UNAVAILABLE)
         return false;
     if (proxy_unreachable(st) && op->n_avoid < PROXY_AVOID_MAX && !proxy_avoided(op, f->node))
@@ -329,6 +337,18 @@ static const ProtobufCMessage *proxy_request_for(proxy_op *op, Basalt__V1__ScanR
     return &scan->base;
 }
 
+/* The time one attempt may take: what is left of the caller's deadline, or
+ * for an eventual read a share of it (another replica can answer). */
+static int64_t proxy_attempt_ms(const proxy_op *op, uint64_t now) {
+    uint64_t left = op->deadline_ms - now;
+
+    if (proxy_is_eventual(op) && left / 2 > 0) {
+        uint64_t share = left / 2;
+        return (int64_t)(share < PROXY_EVENTUAL_ATTEMPT_MS ? share : PROXY_EVENTUAL_ATTEMPT_MS);
+    }
+    return (int64_t)left;
+}
+
 static void proxy_send(proxy_op *op) {
     ProtobufCBinaryData key = proxy_route_key(op);
     proxy_flight *f = calloc(1, sizeof(*f));
@@ -355,8 +375,8 @@ static void proxy_send(proxy_op *op) {
         return;
     }
     if (rpc_async_unary(op->px->pool, ch, proxy_paths[op->kind], proxy_request_for(op, &scan),
-                        proxy_responses[op->kind], (int64_t)(op->deadline_ms - now),
-                        proxy_answer_cb, f) != 0) {
+                        proxy_responses[op->kind], proxy_attempt_ms(op, now), proxy_answer_cb,
+                        f) != 0) {
         free(f);
         proxy_fail(op, GRPC_STATUS_RESOURCE_EXHAUSTED, "router out of memory");
     }

@@ -19,6 +19,10 @@
 #define PROXY_RETRY_DELAY_MS 100
 /* Deadline used when the caller set none. */
 #define PROXY_DEFAULT_TIMEOUT_MS 10000
+/* An eventual read waits at most this long (and at most half the time
+ * left) for one replica before asking another: any replica may answer it,
+ * and a stopped or overloaded node should not use up the caller's deadline. */
+#define PROXY_EVENTUAL_ATTEMPT_MS 1000
 /* A scan response stops growing past this many bytes of keys and values. */
 #define PROXY_SCAN_BYTES_MAX (2 * 1024 * 1024)
 

@@ -160,6 +160,20 @@ class RouterTest(ClusterCase):
         # The leader keeps its capacity for writes while followers are up.
         self.assertNotIn(list_shards(self.router.endpoint)[0].leader_node_id, seen)
 
+    def test_eventual_reads_go_around_a_stopped_follower(self):
+        self.client.put(b"paused", b"1")
+        wait_for(lambda: len(self.eventual_readers(b"paused", 4)) == 2, "both followers serving")
+        leader = list_shards(self.router.endpoint)[0].leader_node_id
+        stopped = next(n for n in self.nodes if self.node_id_of(n) != leader)
+        stopped_id = self.node_id_of(stopped)
+        stopped.proc.send_signal(signal.SIGSTOP)
+        # Before the router marks it down, reads that go to it give up on it
+        # after their attempt's share of the deadline and ask another replica.
+        for _ in range(4):
+            got = self.client.get(b"paused", EVENTUAL)
+            self.assertNotEqual(got.info.node_id, stopped_id)
+        stopped.proc.send_signal(signal.SIGCONT)
+
     def test_leader_kill_9_writes_go_on_through_the_router(self):
         acked, stop = {}, threading.Event()
 
