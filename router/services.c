@@ -161,6 +161,16 @@ int router_cluster_service_register(rpc_server *server, router_state *s) {
 
 /* ---- Admin service ---- */
 
+/* Shards the map says the node leads. The map, not the node's own last
+ * report: a node that died while leading would go on claiming its shards
+ * after a new leader took over. */
+static uint32_t router_leaders_of(const router_state *s, uint64_t node_id) {
+    uint32_t leaders = 0;
+    for (int i = 0; i < s->n_shards; i++)
+        leaders += s->shards[i].leader_node == node_id;
+    return leaders;
+}
+
 static void router_fill_nodes(router_state *s, Basalt__V1__NodeInfo *infos,
                               Basalt__V1__NodeInfo **ptrs) {
     uint64_t now = router_now_ms();
@@ -174,7 +184,7 @@ static void router_fill_nodes(router_state *s, Basalt__V1__NodeInfo *infos,
                              ? BASALT__V1__NODE_STATE__NODE_STATE_UP
                              : BASALT__V1__NODE_STATE__NODE_STATE_DOWN;
         infos[i].replicas = n->replicas;
-        infos[i].leaders = n->leaders;
+        infos[i].leaders = router_leaders_of(s, n->id);
         ptrs[i] = &infos[i];
     }
 }

@@ -193,14 +193,12 @@ int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
     }
     n->last_seen_ms = router_now_ms();
     n->replicas = (uint32_t)req->n_replicas;
-    n->leaders = 0;
     for (size_t i = 0; i < req->n_replicas; i++) {
         const Basalt__V1__ReplicaStatus *r = req->replicas[i];
         if (r->descriptor == NULL)
             continue;
         router_learn_shard(s, r->descriptor);
         if (r->is_leader) {
-            n->leaders++;
             int at = router_shard_index(s, r->descriptor->id);
             if (at >= 0)
                 s->shards[at].leader_node = req->node_id;

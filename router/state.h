@@ -27,7 +27,6 @@ typedef struct {
     char zone[ROUTER_ZONE_BYTES];
     uint64_t last_seen_ms; /* 0: not heard from since the router started */
     uint32_t replicas;
-    uint32_t leaders;
     rpc_channel *channel;
 } router_node;
 

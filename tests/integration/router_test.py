@@ -204,15 +204,20 @@ class RouterTest(ClusterCase):
         thread.join()
         for key, value in acked.items():
             self.assertEqual(self.client.get(key, STRONG).value, value, key)
-        # The operator sees the dead node down, and up again once restarted.
-        wait_for(lambda: self.kvctl_node_state(leader_id) == "down", "the old leader shown down")
+        # The operator sees the dead node down, leading nothing (one leader in
+        # all), and up again once restarted.
+        wait_for(lambda: self.kvctl_nodes()[leader_id]["state"] == "down",
+                 "the old leader shown down")
+        nodes = self.kvctl_nodes()
+        self.assertEqual(nodes[leader_id]["leaders"], 0)
+        self.assertEqual(sum(n["leaders"] for n in nodes.values()), 1)
         victim.start()
-        wait_for(lambda: self.kvctl_node_state(leader_id) == "up", "the old leader shown up")
+        wait_for(lambda: self.kvctl_nodes()[leader_id]["state"] == "up", "the old leader shown up")
 
-    def kvctl_node_state(self, node_id):
+    def kvctl_nodes(self):
         out = kvctl(self.router.endpoint, "--output", "json", "status")
         self.assertEqual(out.returncode, 0, out.stderr)
-        return next(n["state"] for n in json.loads(out.stdout)["nodes"] if n["id"] == node_id)
+        return {n["id"]: n for n in json.loads(out.stdout)["nodes"]}
 
     def test_kvctl_import_100k_keys_read_back_strong_and_eventual(self):
         count = 100000
