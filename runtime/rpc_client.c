@@ -17,22 +17,34 @@ struct rpc_channel {
     grpc_channel *channel;
 };
 
+grpc_channel *rpc_grpc_channel_create(const char *target) {
+    grpc_arg arg[3];
+    grpc_channel_args args = {.num_args = 3, .args = arg};
+
+    arg[0].type = GRPC_ARG_INTEGER;
+    arg[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    arg[0].value.integer = RPC_MESSAGE_BYTES_MAX;
+    arg[1].type = GRPC_ARG_INTEGER;
+    arg[1].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+    arg[1].value.integer = RPC_RECONNECT_BACKOFF_MAX_MS;
+    arg[2].type = GRPC_ARG_INTEGER;
+    arg[2].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+    arg[2].value.integer = RPC_RECONNECT_BACKOFF_MAX_MS;
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *channel = grpc_channel_create(target, creds, &args);
+    grpc_channel_credentials_release(creds);
+    return channel;
+}
+
 rpc_channel *rpc_channel_open(const char *target) {
     rpc_channel *ch = calloc(1, sizeof(*ch));
-    grpc_arg arg;
-    grpc_channel_args args = {.num_args = 1, .args = &arg};
 
     if (ch == NULL || (ch->target = strdup(target)) == NULL) {
         free(ch);
         return NULL;
     }
     grpc_init();
-    arg.type = GRPC_ARG_INTEGER;
-    arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    arg.value.integer = RPC_MESSAGE_BYTES_MAX;
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    ch->channel = grpc_channel_create(target, creds, &args);
-    grpc_channel_credentials_release(creds);
+    ch->channel = rpc_grpc_channel_create(target);
     return ch;
 }
 

@@ -23,6 +23,16 @@ typedef struct {
     char message[RPC_STATUS_MESSAGE_BYTES];
 } rpc_status;
 
+/* The longest a channel waits between attempts to reconnect to a peer that
+ * went away. gRPC's own default grows to two minutes, so a node restarted
+ * after a crash would stay unreachable to its leader and to the router long
+ * after it is back; a connection attempt per second to a dead peer is cheap. */
+#define RPC_RECONNECT_BACKOFF_MAX_MS 1000
+
+/* A gRPC channel to `target` with Basalt's settings (message size, reconnect
+ * backoff); every channel the programs open is made here. */
+grpc_channel *rpc_grpc_channel_create(const char *target);
+
 /* Opens a channel to `target` ("127.0.0.1:7379"). Connecting happens on the
  * first call. Returns NULL when out of memory. */
 rpc_channel *rpc_channel_open(const char *target);

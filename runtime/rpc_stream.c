@@ -21,10 +21,10 @@
 #include <time.h>
 
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 
 #include "runtime/error.h"
+#include "runtime/rpc_client.h"
 #include "runtime/log.h"
 #include "runtime/rpc_codec.h"
 
@@ -220,19 +220,6 @@ rpc_stream_pool *rpc_stream_pool_create(void) {
     return pool;
 }
 
-static grpc_channel *rpc_stream_channel(const char *target) {
-    grpc_arg arg;
-    grpc_channel_args args = {.num_args = 1, .args = &arg};
-
-    arg.type = GRPC_ARG_INTEGER;
-    arg.key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    arg.value.integer = RPC_MESSAGE_BYTES_MAX;
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(target, creds, &args);
-    grpc_channel_credentials_release(creds);
-    return ch;
-}
-
 rpc_stream *rpc_stream_open(rpc_stream_pool *pool, const char *target, const char *method) {
     rpc_stream *s = calloc(1, sizeof(*s));
 
@@ -243,7 +230,7 @@ rpc_stream *rpc_stream_open(rpc_stream_pool *pool, const char *target, const cha
     s->method = strdup(method);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->ended, NULL);
-    s->channel = rpc_stream_channel(target);
+    s->channel = rpc_grpc_channel_create(target);
 
     pthread_mutex_lock(&pool->lock);
     if (pool->n_streams == RPC_STREAMS_MAX || s->target == NULL || s->method == NULL) {
@@ -269,7 +256,7 @@ int rpc_stream_retarget(rpc_stream *s, const char *target) {
         grpc_call_cancel(s->call, NULL); /* its status event ends it */
     /* Calls hold their own reference to the old channel. */
     grpc_channel_destroy(s->channel);
-    s->channel = rpc_stream_channel(copy);
+    s->channel = rpc_grpc_channel_create(copy);
     free(s->target);
     s->target = copy;
     s->retry_after_ms = 0;
