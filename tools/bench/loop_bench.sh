@@ -6,7 +6,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 bazel build -c opt //kvnode //tools/bench:write_bench >/dev/null 2>&1 \
-  || { echo "loop_bench: build failed: run 'bazel build -c opt //kvnode //tools/bench:write_bench'" >&2; exit 1; }
+  || { echo "loop_bench: build failed: run" \
+       "'bazel build -c opt //kvnode //tools/bench:write_bench'" >&2; exit 1; }
 BIN=$(bazel info -c opt bazel-bin 2>/dev/null)
 KVNODE=$BIN/kvnode/kvnode
 BENCH=$BIN/tools/bench/write_bench
