@@ -246,6 +246,8 @@ class RouterTest(ClusterCase):
                       out.stdout + out.stderr)
         self.assertEqual(self.scan_all(b"good", b"goof", STRONG),
                          [(b"good1", b"one"), (b"good2", b"two")])
+        out = kvctl(self.router.endpoint, "--output", "json", "import", path)
+        self.assertEqual(json.loads(out.stdout), {"loaded": 2, "failed": 0, "malformed": 2})
         # A missing file is an error before anything is sent.
         out = kvctl(self.router.endpoint, "import", os.path.join(self.dir, "absent.tsv"))
         self.assertNotEqual(out.returncode, 0)

@@ -15,6 +15,7 @@
 #include "basalt/v1/kv.pb-c.h"
 #include "runtime/kv_limits.h"
 #include "runtime/rpc_async.h"
+#include "tools/kvctl/output.h"
 
 /* Puts in flight at once. */
 #define IMPORT_WINDOW 128
@@ -160,9 +161,13 @@ int kvctl_import(basalt_client *client, const kvctl_args *a) {
     if (st.failed > IMPORT_FAILURES_SHOWN)
         fprintf(stderr, "kvctl import: %llu more failed lines not shown\n",
                 (unsigned long long)(st.failed - IMPORT_FAILURES_SHOWN));
-    printf("%llu keys loaded, %llu failed, %llu malformed lines skipped\n",
-           (unsigned long long)st.loaded, (unsigned long long)st.failed,
-           (unsigned long long)skipped);
+    if (a->output == KVCTL_OUTPUT_JSON)
+        output_json(json_pack("{s:I,s:I,s:I}", "loaded", (json_int_t)st.loaded, "failed",
+                              (json_int_t)st.failed, "malformed", (json_int_t)skipped));
+    else
+        printf("%llu keys loaded, %llu failed, %llu malformed lines skipped\n",
+               (unsigned long long)st.loaded, (unsigned long long)st.failed,
+               (unsigned long long)skipped);
     /* Anything not loaded makes the exit code say so; puts are idempotent,
      * so running the same import again is safe. */
     return st.failed > 0 || skipped > 0 || read_failed ? KVCTL_EXIT_FAILED : KVCTL_EXIT_OK;
