@@ -7,6 +7,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "runtime/error.h"
+#include "runtime/parse.h"
 
 struct basalt_client {
     rpc_channel *channels[BASALT_ENDPOINTS_MAX];
@@ -14,17 +15,6 @@ struct basalt_client {
     int current; /* the endpoint that answered last */
     int64_t timeout_ms;
 };
-
-/* gRPC would wrap a port over 65535 around and connect somewhere else. */
-static bool basalt_is_host_port(const char *target) {
-    const char *colon = strrchr(target, ':');
-    char *end;
-
-    if (colon == NULL || colon == target || colon[1] < '0' || colon[1] > '9')
-        return false;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    return *end == '\0' && port >= 1 && port <= 65535;
-}
 
 static int basalt_add_endpoint(basalt_client *c, const char *start, size_t len, char *why,
                                size_t why_size) {
@@ -44,7 +34,7 @@ static int basalt_add_endpoint(basalt_client *c, const char *start, size_t len, 
     }
     memcpy(target, start, len);
     target[len] = '\0';
-    if (!basalt_is_host_port(target)) {
+    if (!parse_host_port(target, 1)) {
         snprintf(why, why_size, "endpoint '%s' is not HOST:PORT with a port from 1 to 65535",
                  target);
         return BS_ERR_INVALID_ARGUMENT;

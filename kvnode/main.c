@@ -24,6 +24,7 @@
 #include "kvnode/store.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
+#include "runtime/parse.h"
 #include "runtime/rpc_server.h"
 
 #define KVNODE_LISTEN_DEFAULT   "127.0.0.1:7379"
@@ -73,19 +74,6 @@ static void kvnode_usage(FILE *out) {
 }
 
 /* A decimal number from 0 to max, nothing else. Returns 0 or -1. */
-static int kvnode_parse_number(const char *text, uint64_t max, uint64_t *out) {
-    char *end;
-
-    if (text[0] < '0' || text[0] > '9')
-        return -1;
-    errno = 0;
-    unsigned long long n = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || n > max)
-        return -1;
-    *out = n;
-    return 0;
-}
-
 /* Parses the command line; returns 0, or an exit code to stop with. */
 static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
     static const struct option options[] = {
@@ -118,7 +106,7 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
-            if (!rpc_listen_address_valid(optarg)) {
+            if (!parse_host_port(optarg, 0)) {
                 fprintf(stderr, "kvnode: --listen takes HOST:PORT with a port from 0 to 65535\n");
                 return KVNODE_EXIT_USAGE;
             }
@@ -128,7 +116,7 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
             cfg->data_dir = optarg;
             break;
         case 't':
-            if (kvnode_parse_number(optarg, RPC_SERVER_THREADS_MAX, &n) != 0 || n < 1) {
+            if (parse_u64(optarg, 1, RPC_SERVER_THREADS_MAX, &n) != 0) {
                 fprintf(stderr, "kvnode: --rpc-threads takes a number from 1 to %d\n",
                         RPC_SERVER_THREADS_MAX);
                 return KVNODE_EXIT_USAGE;
@@ -136,7 +124,7 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
             cfg->rpc_threads = (int)n;
             break;
         case 'n':
-            if (kvnode_parse_number(optarg, UINT64_MAX, &n) != 0 || n == 0) {
+            if (parse_u64(optarg, 1, UINT64_MAX, &n) != 0) {
                 fprintf(stderr, "kvnode: --node-id takes a number above 0\n");
                 return KVNODE_EXIT_USAGE;
             }
@@ -146,7 +134,7 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
             cfg->bootstrap = true;
             break;
         case 'R':
-            if (!rpc_listen_address_valid(optarg)) {
+            if (!parse_host_port(optarg, 1)) {
                 fprintf(stderr, "kvnode: --router takes HOST:PORT\n");
                 return KVNODE_EXIT_USAGE;
             }
@@ -160,14 +148,14 @@ static int kvnode_parse_args(int argc, char **argv, kvnode_config *cfg) {
             cfg->zone = optarg;
             break;
         case 'L':
-            if (kvnode_parse_number(optarg, UINT32_MAX, &n) != 0 || n < 1) {
+            if (parse_u64(optarg, 1, UINT32_MAX, &n) != 0) {
                 fprintf(stderr, "kvnode: --raft-log-max-entries takes a number above 0\n");
                 return KVNODE_EXIT_USAGE;
             }
             cfg->log_max_entries = n;
             break;
         case 'r':
-            if (kvnode_parse_number(optarg, KVNODE_DISK_RESERVE_MB_MAX, &n) != 0) {
+            if (parse_u64(optarg, 0, KVNODE_DISK_RESERVE_MB_MAX, &n) != 0) {
                 fprintf(stderr, "kvnode: --disk-reserve-mb takes a number from 0 to %llu\n",
                         (unsigned long long)KVNODE_DISK_RESERVE_MB_MAX);
                 return KVNODE_EXIT_USAGE;

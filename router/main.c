@@ -17,6 +17,7 @@
 #include "router/services.h"
 #include "router/state.h"
 #include "runtime/log.h"
+#include "runtime/parse.h"
 #include "runtime/rpc_server.h"
 
 #define ROUTER_LISTEN_DEFAULT     "127.0.0.1:7379"
@@ -52,18 +53,6 @@ static void router_usage(FILE *out) {
             "  --log-level LEVEL         debug, info, warn or error (default info)\n");
 }
 
-static int router_parse_number(const char *text, uint64_t min, uint64_t max, uint64_t *out) {
-    char *end;
-    if (text[0] < '0' || text[0] > '9')
-        return -1;
-    errno = 0;
-    unsigned long long n = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || n < min || n > max)
-        return -1;
-    *out = n;
-    return 0;
-}
-
 static int router_parse_args(int argc, char **argv, router_config *cfg) {
     static const struct option options[] = {
         {"listen", required_argument, NULL, 'l'},
@@ -84,7 +73,7 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
-            if (!rpc_listen_address_valid(optarg)) {
+            if (!parse_host_port(optarg, 0)) {
                 fprintf(stderr, "router: --listen takes HOST:PORT with a port from 0 to 65535\n");
                 return ROUTER_EXIT_USAGE;
             }
@@ -94,7 +83,7 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
             cfg->data_dir = optarg;
             break;
         case 'r':
-            if (router_parse_number(optarg, 1, ROUTER_REPLICAS_MAX, &n) != 0) {
+            if (parse_u64(optarg, 1, ROUTER_REPLICAS_MAX, &n) != 0) {
                 fprintf(stderr, "router: --replicas takes a number from 1 to %d\n",
                         ROUTER_REPLICAS_MAX);
                 return ROUTER_EXIT_USAGE;
@@ -102,7 +91,7 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
             cfg->replicas = (int)n;
             break;
         case 'D':
-            if (router_parse_number(optarg, 100, 24ull * 3600 * 1000, &cfg->down_after_ms) != 0) {
+            if (parse_u64(optarg, 100, 24ull * 3600 * 1000, &cfg->down_after_ms) != 0) {
                 fprintf(stderr, "router: --node-down-after-ms takes 100 to 86400000\n");
                 return ROUTER_EXIT_USAGE;
             }

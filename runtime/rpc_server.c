@@ -23,7 +23,6 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,17 +98,6 @@ struct rpc_server {
 static void rpc_health_check(rpc_call *call, const ProtobufCMessage *request, void *ctx);
 
 /* ---- creation and methods ---- */
-
-bool rpc_listen_address_valid(const char *addr) {
-    const char *colon = strrchr(addr, ':');
-    char *end;
-
-    if (colon == NULL || colon == addr || colon[1] < '0' || colon[1] > '9')
-        return false;
-    errno = 0;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    return errno == 0 && *end == '\0' && port <= 65535;
-}
 
 rpc_server *rpc_server_create(const char *listen_addr, int threads) {
     rpc_server *s = calloc(1, sizeof(*s));

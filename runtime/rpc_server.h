@@ -39,10 +39,6 @@ typedef void (*rpc_handler_cb)(rpc_call *call, const ProtobufCMessage *request, 
  * when out of memory. */
 rpc_server *rpc_server_create(const char *listen_addr, int threads);
 
-/* True for HOST:PORT with a decimal port from 0 to 65535: gRPC itself would
- * take a larger one and silently wrap it around. */
-bool rpc_listen_address_valid(const char *addr);
-
 /* Adds a method before the server starts. `path` is copied. Returns 0, or
  * BS_ERR_INVALID_ARGUMENT for a malformed path, a duplicate, or one too many. */
 int rpc_server_add_method(rpc_server *server, const char *path,

@@ -20,7 +20,8 @@ import unittest
 import grpc
 
 from testlib import (  # noqa: E402
-    Admin, Client, Node, kv_pb2, process_cpu_seconds, raft_pb2, shard_pb2, wait_for)
+    Admin, Client, Node, kv_pb2, process_cpu_seconds, raft_pb2, shard_pb2, stop_process,
+    wait_for)
 
 NODES = 3
 # A new leader must be in place this soon after the old one dies (election
@@ -289,7 +290,7 @@ class ClusterTest(unittest.TestCase):
 
     def test_stopped_follower_does_not_stop_writes(self):
         follower = self.followers()[0]
-        os.kill(follower.proc.pid, signal.SIGSTOP)
+        stop_process(follower.proc)
         client = Client(self.leader.endpoint)
         client.put(b"while-stopped", b"1")
         self.assertEqual(client.get(b"while-stopped", STRONG).value, b"1")

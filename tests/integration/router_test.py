@@ -14,7 +14,8 @@ import unittest
 import grpc
 
 from testlib import (  # noqa: E402
-    KVNODE, RUNFILES, Client, Node, kv_pb2, kvctl, load_module, wait_for, MESSAGES_DIR)
+    KVNODE, RUNFILES, Client, Node, kv_pb2, kvctl, load_module, stop_process, wait_for,
+    MESSAGES_DIR)
 
 ROUTER = os.path.join(RUNFILES, "router/router")
 admin_pb2 = load_module("admin_pb2", os.path.join(MESSAGES_DIR, "basalt/v1/admin_pb2.py"))
@@ -166,7 +167,7 @@ class RouterTest(ClusterCase):
         leader = list_shards(self.router.endpoint)[0].leader_node_id
         stopped = next(n for n in self.nodes if self.node_id_of(n) != leader)
         stopped_id = self.node_id_of(stopped)
-        stopped.proc.send_signal(signal.SIGSTOP)
+        stop_process(stopped.proc)
         # Before the router marks it down, reads that go to it give up on it
         # after their attempt's share of the deadline and ask another replica.
         for _ in range(4):
@@ -348,7 +349,7 @@ class StartupTest(unittest.TestCase):
                 [KVNODE, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "n"),
                  "--router", "127.0.0.1:1"], stdout=log, stderr=log)
         try:
-            wait_for(lambda: "retrying" in open(log_path).read(), "a registration retry")
+            wait_for(lambda: "retrying" in Node.read_file(log_path), "a registration retry")
             proc.send_signal(signal.SIGTERM)
             # Well under the 60 attempts a second apart it would otherwise make.
             self.assertEqual(proc.wait(timeout=10), 0)

@@ -93,7 +93,11 @@ class Node:
             "kvnode did not start within %ds:\n%s" % (STARTUP_DEADLINE_S, self.log()))
 
     def log(self):
-        with open(self.log_path) as f:
+        return self.read_file(self.log_path)
+
+    @staticmethod
+    def read_file(path):
+        with open(path) as f:
             return f.read()
 
     @property
@@ -188,6 +192,22 @@ class Admin:
 
     def close(self):
         self.channel.close()
+
+
+def stop_process(proc):
+    """SIGSTOPs a process and waits until every one of its threads is
+    stopped: kill() returns before a running thread has taken the signal."""
+    os.kill(proc.pid, signal.SIGSTOP)
+
+    def all_threads_stopped():
+        task_dir = "/proc/%d/task" % proc.pid
+        states = []
+        for tid in os.listdir(task_dir):
+            with open(os.path.join(task_dir, tid, "stat")) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        return all(state == "T" for state in states)
+
+    wait_for(all_threads_stopped, "pid %d to stop" % proc.pid)
 
 
 def process_cpu_seconds(pid):

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/parse.h"
+
 int kvctl_parse_duration_ms(const char *text, int64_t *ms) {
     static const struct {
         const char *suffix;
@@ -41,21 +43,6 @@ static int kvctl_parse_consistency(const char *text, Basalt__V1__Consistency *ou
     return 0;
 }
 
-/* A whole number of at most 4294967295; the server enforces the scan maximum
- * so the user sees its message. */
-static int kvctl_parse_limit(const char *text, uint32_t *out) {
-    char *end;
-
-    if (text[0] < '0' || text[0] > '9')
-        return -1;
-    errno = 0;
-    unsigned long long n = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || n > UINT32_MAX)
-        return -1;
-    *out = (uint32_t)n;
-    return 0;
-}
-
 static void kvctl_args_init(kvctl_args *a) {
     const char *env = getenv(KVCTL_ENDPOINTS_ENV);
 
@@ -68,6 +55,8 @@ static void kvctl_args_init(kvctl_args *a) {
 
 /* Applies one flag; returns 0 or -1 with `why` filled. */
 static int kvctl_apply_flag(kvctl_args *a, int opt, const char *value, char *why, size_t why_size) {
+    uint64_t n;
+
     switch (opt) {
     case 'e':
         a->endpoints = value;
@@ -91,8 +80,12 @@ static int kvctl_apply_flag(kvctl_args *a, int opt, const char *value, char *why
         break;
     case 'l':
         a->flags_given |= KVCTL_FLAG_LIMIT;
-        if (kvctl_parse_limit(value, &a->limit) == 0)
+        /* Up to UINT32_MAX: the server enforces the scan maximum, so the
+         * user sees its message. */
+        if (parse_u64(value, 0, UINT32_MAX, &n) == 0) {
+            a->limit = (uint32_t)n;
             return 0;
+        }
         break;
     case 'a':
         a->flags_given |= KVCTL_FLAG_AFTER;
