@@ -1,6 +1,8 @@
 /* admin_service: NodeAdmin and RaftTransport calls, handed to the loop. */
 #include "kvnode/admin_service.h"
 
+#include "runtime/error.h"
+
 static void admin_create_replica(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     node_submit(ctx, NODE_IN_CREATE_REPLICA, call, request);
 }
@@ -11,6 +13,32 @@ static void admin_remove_replica(rpc_call *call, const ProtobufCMessage *request
 
 static void admin_update_nodes(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     node_submit(ctx, NODE_IN_UPDATE_NODES, call, request);
+}
+
+/* Picks the middle key here, on the RPC thread (it reads the whole range),
+ * when the router left it to the node; the loop checks the rest. */
+static void admin_split_replica(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+    Basalt__V1__SplitReplicaRequest *req = (Basalt__V1__SplitReplicaRequest *)request;
+    node *n = ctx;
+
+    if (req->split_key.len == 0) {
+        ProtobufCBinaryData key;
+        int rc = node_split_middle_key(n->store, req->start, req->end, &key);
+        if (rc == BS_ERR_NOT_FOUND) {
+            rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+                          "shard %llu holds too few keys to split by size; give a split key",
+                          (unsigned long long)req->shard_id);
+            return;
+        }
+        if (rc != 0) {
+            rpc_call_fail(call, GRPC_STATUS_INTERNAL, "shard %llu: cannot read its keys: %s",
+                          (unsigned long long)req->shard_id, bs_err_message(rc));
+            return;
+        }
+        /* Freed with the request, as the decoded bytes would have been. */
+        req->split_key = key;
+    }
+    node_submit(n, NODE_IN_SPLIT, call, request);
 }
 
 static void admin_status(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
@@ -44,6 +72,8 @@ int admin_service_register(rpc_server *server, node *n) {
          admin_update_nodes},
         {"/basalt.v1.NodeAdmin/Status", &basalt__v1__node_status_request__descriptor, admin_status},
         {"/basalt.v1.NodeAdmin/Isolate", &basalt__v1__isolate_request__descriptor, admin_isolate},
+        {"/basalt.v1.NodeAdmin/SplitReplica", &basalt__v1__split_replica_request__descriptor,
+         admin_split_replica},
     };
     int rc;
 

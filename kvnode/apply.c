@@ -14,17 +14,26 @@
 #include "runtime/log.h"
 
 /* Applies one command; *existed says, for a delete, if the key was there. */
-static void node_apply_command(node *n, node_replica *r, const raft_entry *e, bool *existed) {
+static node_applied_result node_apply_command(node *n, node_replica *r, const raft_entry *e,
+                                              bool *existed) {
     Basalt__V1__KvCommand *cmd = basalt__v1__kv_command__unpack(NULL, e->len, e->data);
+    node_applied_result result = NODE_APPLIED_DONE;
 
     *existed = false;
     if (cmd == NULL) {
         /* Every replica skips it alike; it was proposed by a buggy leader. */
         log_error("shard %llu: committed entry %llu is not a command; skipped",
                   (unsigned long long)r->shard_id, (unsigned long long)e->index);
-        return;
+        return result;
     }
-    if (cmd->op == BASALT__V1__KV_COMMAND__OP__OP_PUT) {
+    if (cmd->op == BASALT__V1__KV_COMMAND__OP__OP_SPLIT) {
+        result = node_apply_split(n, r, cmd);
+    } else if (!node_desc_contains(r->desc, cmd->key.data, cmd->key.len)) {
+        /* Proposed before a split that gave the key to another shard: every
+         * replica skips it, and its writer may send it there. */
+        result = NODE_APPLIED_KEY_MOVED;
+    } else if (cmd->op == BASALT__V1__KV_COMMAND__OP__OP_PUT) {
+        r->bytes_put += cmd->key.len + cmd->value.len;
         kvs_batch_put(n->apply_batch, KVS_CF_DATA, cmd->key.data, cmd->key.len, cmd->value.data,
                       cmd->value.len);
     } else if (cmd->op == BASALT__V1__KV_COMMAND__OP__OP_DELETE) {
@@ -37,6 +46,7 @@ static void node_apply_command(node *n, node_replica *r, const raft_entry *e, bo
             kvs_batch_delete(n->apply_batch, KVS_CF_DATA, cmd->key.data, cmd->key.len);
     }
     basalt__v1__kv_command__free_unpacked(cmd, NULL);
+    return result;
 }
 
 static void node_apply_conf_change(node_replica *r, kvs_batch *batch, const raft_entry *e) {
@@ -67,17 +77,19 @@ void node_apply_committed(node *n, node_replica *r) {
 
     for (size_t i = 0; i < rd->n_committed; i++) {
         const raft_entry *e = &rd->committed[i];
+        node_applied_result result = NODE_APPLIED_DONE;
         bool existed = false;
 
         if (e->type == RAFT_ENTRY_CONF_CHANGE)
             node_apply_conf_change(r, n->apply_batch, e);
         else if (e->len > 0)
-            node_apply_command(n, r, e, &existed);
+            result = node_apply_command(n, r, e, &existed);
 
         node_pending_write *w = node_pending_at(r, e->index);
         if (w != NULL && w->term == e->term) {
             w->applied = true;
             w->existed = existed;
+            w->result = result;
         }
     }
     if (rd->n_committed > 0)

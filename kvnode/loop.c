@@ -134,9 +134,20 @@ static void node_handle_raft(node *n, node_in *in) {
         if (rc != RAFT_OK && rc != RAFT_ERR_INVALID)
             log_warn("shard %llu: raft step failed: %s", (unsigned long long)r->shard_id,
                      raft_err_message(rc));
+    } else if (r == NULL && !n->isolated) {
+        node_stash_raft(n, in->shard_id, &in->msg);
     }
     node_msg_free(&in->msg);
     free(in);
+}
+
+/* RocksDB's estimate for the shard's range, which leaves out the memtable,
+ * or the bytes put since load when that is more. */
+static uint64_t node_approximate_bytes(node *n, node_replica *r) {
+    const Basalt__V1__ShardDescriptor *d = r->desc;
+    uint64_t files = kvs_approximate_size(n->store, KVS_CF_DATA, d->start.data, d->start.len,
+                                          d->end.data, d->end.len);
+    return files > r->bytes_put ? files : r->bytes_put;
 }
 
 static void node_handle_status(node *n, node_in *in) {
@@ -157,6 +168,8 @@ static void node_handle_status(node *n, node_in *in) {
         st[i].is_leader = raft_get_role(r->raft) == RAFT_LEADER;
         st[i].first_index = rlog_first_index(r->log);
         st[i].last_index = rlog_last_index(r->log);
+        st[i].approximate_bytes = node_approximate_bytes(n, r);
+        st[i].requests = r->requests;
         ptrs[i] = &st[i];
     }
     resp.n_replicas = st && ptrs ? (size_t)n->n_replicas : 0;
@@ -245,6 +258,9 @@ static void node_dispatch(node *n, node_in *in) {
         break;
     case NODE_IN_STATUS:
         node_handle_status(n, in);
+        break;
+    case NODE_IN_SPLIT:
+        node_handle_split(n, in);
         break;
     default:
         node_handle_admin(n, in);
@@ -341,6 +357,7 @@ static void node_process_readies(node *n) {
         log_error("cannot write applied entries: stopping");
         abort();
     }
+    node_start_new_shards(n);
     for (int i = 0; i < n->n_replicas; i++) {
         node_replica *r = n->replicas[i];
         if (!r->has_rd)

@@ -9,6 +9,7 @@
  *   apply.c      applying committed entries
  *   transport.c  Raft messages to and from other nodes
  *   snapshot.c   shard snapshots: sending, receiving, installing; log compaction
+ *   split.c      splitting a shard in two: proposing, applying, the new group
  */
 #ifndef BASALT_KVNODE_NODE_H
 #define BASALT_KVNODE_NODE_H
@@ -61,6 +62,7 @@ typedef enum {
     NODE_IN_ISOLATE,
     NODE_IN_SNAPSHOT_RECEIVED,
     NODE_IN_SNAPSHOT_SENT,
+    NODE_IN_SPLIT,
 } node_in_kind;
 
 /* One request for the loop. Requests from calls point into the call's own
@@ -85,13 +87,25 @@ typedef struct node_in {
     bool owns_request;
 } node_in;
 
-/* A write proposed by this replica while leader, waiting to be applied. */
+/* How an applied entry of this replica's own ended. */
+typedef enum {
+    NODE_APPLIED_DONE,
+    /* A write whose key a split, applied before it, gave to another shard:
+     * skipped by every replica, so it may safely be sent there. */
+    NODE_APPLIED_KEY_MOVED,
+    /* A split planned against an epoch the shard no longer has: skipped. */
+    NODE_APPLIED_STALE_SPLIT,
+} node_applied_result;
+
+/* A write (or split) proposed by this replica while leader, waiting to be
+ * applied. */
 typedef struct {
     raft_index_t index;
     raft_term_t term;
     node_in *in;  /* NULL once answered (by a deadline, say) */
     bool applied; /* its own entry was applied (not another at its index) */
     bool existed; /* deletes: the key existed when it was applied */
+    node_applied_result result;
 } node_pending_write;
 
 /* A strong read waiting for its ReadIndex answer, then for apply. */
@@ -118,6 +132,11 @@ typedef struct node_replica {
     size_t cap_reads;
     raft_term_t last_term; /* to notice leadership changes */
     raft_role last_role;
+    /* For the router's split decisions: client requests taken, and bytes
+     * put since the replica was loaded (RocksDB's size estimates leave out
+     * what is still in the memtable). */
+    uint64_t requests;
+    uint64_t bytes_put;
     /* A received snapshot waiting for Raft to take it (snapshot.c). */
     bool snap_pending;
     raft_index_t snap_index;
@@ -157,6 +176,29 @@ typedef struct {
 } node_config;
 
 typedef struct node_snapshot_job node_snapshot_job;
+
+/* Raft messages for shards this node does not host (yet) kept, at most, and
+ * for how long: a vote for a shard that a split is about to create here
+ * would otherwise be lost and its first election wait a full timeout. */
+#define NODE_STASH_MAX 64
+#define NODE_STASH_MS  2000
+
+typedef struct {
+    uint64_t shard_id;
+    uint64_t at_ms;
+    raft_msg msg; /* owned */
+} node_stashed_msg;
+
+/* Splits applied during one apply pass, whose new replicas start once the
+ * apply batch is written. */
+#define NODE_SPLITS_PER_PASS_MAX 64
+
+typedef struct {
+    Basalt__V1__ShardDescriptor *desc; /* owned: the new shard */
+    uint64_t replica_id;
+    bool campaign; /* the split shard's leader is here: lead the new one too */
+    uint64_t bytes_put;
+} node_new_shard;
 
 struct node {
     uint64_t id;
@@ -199,6 +241,11 @@ struct node {
     bool snap_stopping;
     bool snap_started;
     struct rpc_call_stream *snap_call; /* the one being sent, to cancel at stop */
+
+    node_stashed_msg stash[NODE_STASH_MAX];
+    int n_stash;
+    node_new_shard new_shards[NODE_SPLITS_PER_PASS_MAX];
+    int n_new_shards;
 
     /* Counters (read by Status, written by the loop; relaxed is fine). */
     uint64_t loop_iterations;
@@ -253,6 +300,9 @@ uint64_t node_of_replica(const node_replica *r, uint64_t replica_id);
 /* A deep copy to free with basalt__v1__shard_descriptor__free_unpacked; NULL
  * when out of memory. */
 Basalt__V1__ShardDescriptor *node_desc_copy(const Basalt__V1__ShardDescriptor *d);
+/* Persists a replica state (descriptor, replica id, membership) into batch. */
+void node_stage_replica_record(const Basalt__V1__ShardDescriptor *desc, uint64_t replica_id,
+                               const raft_conf_state *conf, kvs_batch *batch);
 /* Persists the replica's descriptor and membership into `batch`. */
 void node_stage_replica_state(node_replica *r, kvs_batch *batch);
 
@@ -262,17 +312,50 @@ void node_stage_replica_state(node_replica *r, kvs_batch *batch);
  * batch, marking the pending writes they complete. */
 void node_apply_committed(node *n, node_replica *r);
 
+/* ---- split.c ---- */
+
+/* A split's SplitReplica call (loop thread): checks it and proposes it. */
+void node_handle_split(node *n, node_in *in);
+/* Applies a committed split command (loop thread, from apply.c). */
+node_applied_result node_apply_split(node *n, node_replica *r, const Basalt__V1__KvCommand *cmd);
+/* Starts the replicas of shards created by the last apply pass (after the
+ * apply batch is written). */
+void node_start_new_shards(node *n);
+/* Keeps a vote request for a shard not hosted here, for a short while. */
+void node_stash_raft(node *n, uint64_t shard_id, raft_msg *msg);
+/* The middle key of [start, end) by bytes, for a split: malloc'd into *key.
+ * Returns 0, BS_ERR_NOT_FOUND when the range holds too few keys to split, or
+ * a store error. Any thread. */
+int node_split_middle_key(kvs *store, ProtobufCBinaryData start, ProtobufCBinaryData end,
+                          ProtobufCBinaryData *key);
+/* Bytewise order of two byte strings, as RocksDB's. */
+int node_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+/* Whether key lies in the shard's [start, end). */
+bool node_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *key, size_t key_len);
+bool node_desc_overlap(const Basalt__V1__ShardDescriptor *a, const Basalt__V1__ShardDescriptor *b);
+/* Inserts a replica into the node's sorted array. */
+int node_insert_replica(node *n, node_replica *r);
+/* A new replica object of `desc` (not started); NULL when out of memory. */
+node_replica *node_new_replica(const Basalt__V1__ShardDescriptor *desc, uint64_t replica_id);
+int node_start_raft(node *n, node_replica *r);
+void node_conf_from_desc(const Basalt__V1__ShardDescriptor *d, raft_conf_state *conf);
+
 /* ---- requests.c (loop thread) ---- */
 
 /* Answers writes and reads that the last apply made answerable. */
 void node_answer_after_apply(node *n, node_replica *r);
 void node_handle_write(node *n, node_in *in);
+/* Waits for the entry this replica proposed at `index` to apply, then
+ * answers `in`; false when too many wait already (nothing is kept). */
+bool node_track_write(node_replica *r, raft_index_t index, node_in *in);
 void node_handle_read(node *n, node_in *in);
 void node_fail_pending(node *n, node_replica *r, const char *why_writes, const char *why_reads);
 void node_expire_pending(node *n, node_replica *r, uint64_t now_ms);
 void node_take_read_states(node *n, node_replica *r);
 /* Answers a call refused because this replica does not lead its shard. */
 void node_fail_not_leader(node *n, node_replica *r, rpc_call *call);
+/* Answers a call whose key no shard hosted here holds (now). */
+void node_fail_key_not_here(node *n, rpc_call *call);
 
 /* ---- snapshot.c ---- */
 

@@ -20,22 +20,20 @@
 
 /* ---- keys and ranges ---- */
 
-static int node_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+int node_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
     size_t n = al < bl ? al : bl;
     int c = n ? memcmp(a, b, n) : 0;
     return c != 0 ? c : (al > bl) - (al < bl);
 }
 
 /* Whether key lies in [start, end) of the descriptor (empty end: no bound). */
-static bool node_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *key,
-                               size_t key_len) {
+bool node_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *key, size_t key_len) {
     if (node_bytes_cmp(key, key_len, d->start.data, d->start.len) < 0)
         return false;
     return d->end.len == 0 || node_bytes_cmp(key, key_len, d->end.data, d->end.len) < 0;
 }
 
-static bool node_desc_overlap(const Basalt__V1__ShardDescriptor *a,
-                              const Basalt__V1__ShardDescriptor *b) {
+bool node_desc_overlap(const Basalt__V1__ShardDescriptor *a, const Basalt__V1__ShardDescriptor *b) {
     bool a_before_b =
         a->end.len > 0 && node_bytes_cmp(a->end.data, a->end.len, b->start.data, b->start.len) <= 0;
     bool b_before_a =
@@ -93,7 +91,7 @@ Basalt__V1__ShardDescriptor *node_desc_copy(const Basalt__V1__ShardDescriptor *d
     return copy;
 }
 
-static void node_conf_from_desc(const Basalt__V1__ShardDescriptor *d, raft_conf_state *conf) {
+void node_conf_from_desc(const Basalt__V1__ShardDescriptor *d, raft_conf_state *conf) {
     memset(conf, 0, sizeof(*conf));
     for (size_t i = 0; i < d->n_replicas && i < RAFT_MEMBERS_MAX; i++) {
         const Basalt__V1__ReplicaDescriptor *rd = d->replicas[i];
@@ -104,15 +102,16 @@ static void node_conf_from_desc(const Basalt__V1__ShardDescriptor *d, raft_conf_
     }
 }
 
-void node_stage_replica_state(node_replica *r, kvs_batch *batch) {
+void node_stage_replica_record(const Basalt__V1__ShardDescriptor *desc, uint64_t replica_id,
+                               const raft_conf_state *conf, kvs_batch *batch) {
     Basalt__V1__ReplicaState st = BASALT__V1__REPLICA_STATE__INIT;
-    Basalt__V1__RaftConfState conf;
+    Basalt__V1__RaftConfState wire_conf;
     uint8_t key[KEYS_SHARD_BYTES];
 
-    node_conf_to_wire(&r->conf, &conf);
-    st.descriptor = r->desc;
-    st.replica_id = r->replica_id;
-    st.conf = &conf;
+    node_conf_to_wire(conf, &wire_conf);
+    st.descriptor = (Basalt__V1__ShardDescriptor *)desc;
+    st.replica_id = replica_id;
+    st.conf = &wire_conf;
     size_t len = basalt__v1__replica_state__get_packed_size(&st);
     uint8_t *buf = malloc(len ? len : 1);
     if (buf == NULL) {
@@ -120,9 +119,13 @@ void node_stage_replica_state(node_replica *r, kvs_batch *batch) {
         abort();
     }
     basalt__v1__replica_state__pack(&st, buf);
-    keys_shard(key, r->shard_id, KEYS_REPLICA_STATE);
+    keys_shard(key, desc->id, KEYS_REPLICA_STATE);
     kvs_batch_put(batch, KVS_CF_RAFT, key, sizeof(key), buf, len);
     free(buf);
+}
+
+void node_stage_replica_state(node_replica *r, kvs_batch *batch) {
+    node_stage_replica_record(r->desc, r->replica_id, &r->conf, batch);
     rlog_set_conf(r->log, &r->conf);
 }
 
@@ -149,7 +152,7 @@ static void node_raft_log_cb(void *ctx, raft_log_level level, const char *messag
               message);
 }
 
-static int node_start_raft(node *n, node_replica *r) {
+int node_start_raft(node *n, node_replica *r) {
     raft_config cfg = {
         .id = r->replica_id,
         .election_ticks = NODE_ELECTION_TICKS,
@@ -182,7 +185,7 @@ static int node_start_raft(node *n, node_replica *r) {
 }
 
 /* Puts r into the sorted array. */
-static int node_insert_replica(node *n, node_replica *r) {
+int node_insert_replica(node *n, node_replica *r) {
     int at = n->n_replicas;
 
     if (n->n_replicas == NODE_REPLICAS_MAX)
@@ -198,8 +201,7 @@ static int node_insert_replica(node *n, node_replica *r) {
     return 0;
 }
 
-static node_replica *node_new_replica(const Basalt__V1__ShardDescriptor *desc,
-                                      uint64_t replica_id) {
+node_replica *node_new_replica(const Basalt__V1__ShardDescriptor *desc, uint64_t replica_id) {
     node_replica *r = calloc(1, sizeof(*r));
 
     if (r == NULL)

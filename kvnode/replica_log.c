@@ -320,6 +320,13 @@ static void rlog_stage_apply_state(rlog *log, kvs_batch *batch) {
                      log->truncated_term);
 }
 
+void rlog_stage_initial(kvs_batch *batch, uint64_t shard_id, raft_index_t index, raft_term_t term) {
+    rlog log = {.shard_id = shard_id};
+
+    rlog_stage_fixed(&log, batch, KEYS_HARD_STATE, term, 0, index);
+    rlog_stage_fixed(&log, batch, KEYS_APPLY_STATE, index, index, term);
+}
+
 void rlog_stage_snapshot(rlog *log, kvs_batch *batch, const raft_snapshot *snap) {
     /* The snapshot replaces the whole log. */
     rlog_stage_delete_entries(log, batch, log->truncated_index + 1, log->last_index);

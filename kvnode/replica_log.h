@@ -36,6 +36,11 @@ void rlog_stage_snapshot(rlog *log, kvs_batch *batch, const raft_snapshot *snap)
  * or BS_ERR_INVALID_ARGUMENT when there is nothing to drop. */
 int rlog_stage_compact(rlog *log, kvs_batch *batch, raft_index_t index);
 
+/* The state of a replica that starts with its log already applied and
+ * truncated at (index, term), as the replicas of a shard a split creates do:
+ * they all start alike, so none needs what came before. */
+void rlog_stage_initial(kvs_batch *batch, uint64_t shard_id, raft_index_t index, raft_term_t term);
+
 /* Records in `batch` that entries up to `applied` are applied. */
 void rlog_stage_applied(rlog *log, kvs_batch *batch, raft_index_t applied);
 

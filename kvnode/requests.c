@@ -75,13 +75,18 @@ void node_fail_not_leader(node *n, node_replica *r, rpc_call *call) {
     }
 }
 
+void node_fail_key_not_here(node *n, rpc_call *call) {
+    rpc_call_add_trailer(call, NODE_TRAILER_ERROR, "key-not-here");
+    rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+                  "no shard on node %llu holds this key (now): the shard map used is stale",
+                  (unsigned long long)n->id);
+}
+
 static node_replica *node_route(node *n, node_in *in, const uint8_t *key, size_t key_len) {
     node_replica *r = node_replica_by_key(n, key, key_len);
 
     if (r == NULL) {
-        rpc_call_add_trailer(in->call, NODE_TRAILER_ERROR, "key-not-here");
-        rpc_call_fail(in->call, GRPC_STATUS_FAILED_PRECONDITION,
-                      "no shard on node %llu holds this key", (unsigned long long)n->id);
+        node_fail_key_not_here(n, in->call);
         node_answer(in);
     }
     return r;
@@ -157,6 +162,7 @@ void node_handle_write(node *n, node_in *in) {
         node_answer(in);
         return;
     }
+    r->requests++;
     if (!node_pending_room((void **)&r->writes, r->n_writes, &r->cap_writes, sizeof(*r->writes))) {
         rpc_call_fail(in->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
                       "shard %llu has %d writes waiting; retry later",
@@ -171,14 +177,39 @@ void node_handle_write(node *n, node_in *in) {
         node_answer(in);
         return;
     }
-    r->writes[r->n_writes++] =
-        (node_pending_write){.index = index, .term = raft_term(r->raft), .in = in};
+    node_track_write(r, index, in);
 }
 
-static void node_reply_write(node_pending_write *w) {
+bool node_track_write(node_replica *r, raft_index_t index, node_in *in) {
+    if (!node_pending_room((void **)&r->writes, r->n_writes, &r->cap_writes, sizeof(*r->writes)))
+        return false;
+    r->writes[r->n_writes++] =
+        (node_pending_write){.index = index, .term = raft_term(r->raft), .in = in};
+    return true;
+}
+
+static void node_reply_split(node *n, node_replica *r, node_in *in) {
+    const Basalt__V1__SplitReplicaRequest *req = (const void *)in->request;
+    Basalt__V1__SplitReplicaResponse resp = BASALT__V1__SPLIT_REPLICA_RESPONSE__INIT;
+    node_replica *right = node_replica_by_shard(n, req->new_shard_id);
+
+    resp.left = r->desc;
+    resp.right = right ? right->desc : NULL;
+    rpc_call_reply(in->call, &resp.base);
+}
+
+static void node_reply_write(node *n, node_replica *r, node_pending_write *w) {
     node_in *in = w->in;
 
-    if (in->kind == NODE_IN_PUT) {
+    if (w->result == NODE_APPLIED_KEY_MOVED) {
+        node_fail_key_not_here(n, in->call);
+    } else if (w->result == NODE_APPLIED_STALE_SPLIT) {
+        rpc_call_fail(in->call, GRPC_STATUS_FAILED_PRECONDITION,
+                      "shard %llu changed before the split applied: nothing was split",
+                      (unsigned long long)r->shard_id);
+    } else if (in->kind == NODE_IN_SPLIT) {
+        node_reply_split(n, r, in);
+    } else if (in->kind == NODE_IN_PUT) {
         Basalt__V1__PutResponse resp = BASALT__V1__PUT_RESPONSE__INIT;
         rpc_call_reply(in->call, &resp.base);
     } else {
@@ -317,12 +348,39 @@ static void node_serve_scan(node *n, node_replica *r, node_in *in) {
     resp.kvs = res.pointers;
     resp.more = more || res.cut_by_size || clipped;
     resp.info = &info;
+    uint8_t *next = NULL;
+    if (more || res.cut_by_size) {
+        /* Bounded by the limit or the size: on after the last key. */
+        const Basalt__V1__KeyValue *last = res.pointers[res.count - 1];
+        next = calloc(1, last->key.len + 1);
+        if (next != NULL) {
+            memcpy(next, last->key.data, last->key.len);
+            resp.next_start = (ProtobufCBinaryData){last->key.len + 1, next};
+        }
+    } else if (clipped) {
+        resp.next_start = end; /* the shard's end: the next shard goes on */
+    }
     rpc_call_reply(in->call, &resp.base);
+    free(next);
     node_scan_result_free(&res);
 }
 
-static void node_serve_read(node *n, node_replica *r, node_in *in) {
+/* The key that placed a read in its shard. */
+static ProtobufCBinaryData node_read_key(const node_in *in) {
     if (in->kind == NODE_IN_GET)
+        return ((const Basalt__V1__GetRequest *)(const void *)in->request)->key;
+    return ((const Basalt__V1__ScanRequest *)(const void *)in->request)->start;
+}
+
+static void node_serve_read(node *n, node_replica *r, node_in *in) {
+    ProtobufCBinaryData key = node_read_key(in);
+
+    r->requests++;
+    /* A strong read waits for apply; a split applied meanwhile may have
+     * given its key to another shard. */
+    if (!node_desc_contains(r->desc, key.data, key.len))
+        node_fail_key_not_here(n, in->call);
+    else if (in->kind == NODE_IN_GET)
         node_serve_get(n, r, in);
     else
         node_serve_scan(n, r, in);
@@ -433,7 +491,7 @@ void node_answer_after_apply(node *n, node_replica *r) {
         if (w->in == NULL)
             continue;
         if (w->applied) {
-            node_reply_write(w);
+            node_reply_write(n, r, w);
         } else {
             /* Another entry took its index, or a snapshot covered it: it may
              * or may not have committed. */

@@ -462,10 +462,27 @@ void node_discard_snapshot(node_replica *r) {
     r->snap_pending = false;
 }
 
+/* Another replica here whose range the snapshot's shard overlaps: this node
+ * has not applied a split the sender's shard came from (or went through).
+ * Taking the snapshot would give two shards the same keys. */
+static node_replica *node_snapshot_overlap(node *n, const node_replica *r,
+                                           const Basalt__V1__ShardDescriptor *d) {
+    for (int i = 0; d != NULL && i < n->n_replicas; i++) {
+        if (n->replicas[i] != r && node_desc_overlap(n->replicas[i]->desc, d))
+            return n->replicas[i];
+    }
+    return NULL;
+}
+
 void node_handle_snapshot_received(node *n, node_in *in) {
     node_replica *r = node_replica_by_shard(n, in->shard_id);
+    node_replica *other = r ? node_snapshot_overlap(n, r, in->snapshot_desc) : NULL;
 
-    if (r == NULL || r->has_rd || n->isolated) {
+    if (other != NULL)
+        log_warn("shard %llu: refusing a snapshot that overlaps shard %llu here (a split is not "
+                 "applied here yet)",
+                 (unsigned long long)in->shard_id, (unsigned long long)other->shard_id);
+    if (r == NULL || other != NULL || r->has_rd || n->isolated) {
         if (in->snapshot_path)
             unlink(in->snapshot_path);
         free(in->snapshot_path);
@@ -488,9 +505,15 @@ static void node_install_key(node_replica *r, uint8_t *key) {
     keys_shard(key, r->shard_id, KEYS_SNAPSHOT_INSTALL);
 }
 
-/* Step 2: the shard's range holds exactly the snapshot's keys. */
-static int node_install_data(node *n, const Basalt__V1__ShardDescriptor *d, const char *path) {
-    int rc = kvs_delete_range(n->store, KVS_CF_DATA, d->start.data, d->start.len, d->end.data,
+/* Step 2: the shard's range holds exactly the snapshot's keys. The range
+ * the replica had goes too: a snapshot taken after a split this replica
+ * never applied covers less, and the rest belongs to no shard here. */
+static int node_install_data(node *n, const Basalt__V1__ShardDescriptor *had,
+                             const Basalt__V1__ShardDescriptor *d, const char *path) {
+    int rc = kvs_delete_range(n->store, KVS_CF_DATA, had->start.data, had->start.len, had->end.data,
+                              had->end.len);
+    if (rc == 0)
+        rc = kvs_delete_range(n->store, KVS_CF_DATA, d->start.data, d->start.len, d->end.data,
                               d->end.len);
     if (rc == 0 && path != NULL)
         rc = kvs_ingest_sst(n->store, KVS_CF_DATA, path);
@@ -552,7 +575,7 @@ void node_install_snapshot(node *n, node_replica *r) {
         abort();
     }
     if (node_write_install_record(n, r, snap) != 0 ||
-        node_install_data(n, r->snap_desc, r->snap_path) != 0) {
+        node_install_data(n, r->desc, r->snap_desc, r->snap_path) != 0) {
         log_error("shard %llu: cannot install a snapshot: stopping",
                   (unsigned long long)r->shard_id);
         abort();
@@ -590,7 +613,7 @@ int node_finish_interrupted_install(node *n, node_replica *r) {
     wire.snapshot = rec->meta;
     rc = node_msg_from_wire(&wire, &m);
     if (rc == 0)
-        rc = node_install_data(n, rec->descriptor, rec->empty ? NULL : rec->path);
+        rc = node_install_data(n, r->desc, rec->descriptor, rec->empty ? NULL : rec->path);
     if (rc == 0) {
         rlog_stage_snapshot(r->log, n->persist_batch, &m.snapshot);
         node_install_state(n, r, node_desc_copy(rec->descriptor), &m.snapshot.conf);

@@ -13,6 +13,10 @@
 
 enum { KVS_CF_DEFAULT = 0, KVS_CF_COUNT = 3 };
 
+/* Longer than any key of either column family (data keys are at most 4096
+ * bytes, raft keys 17). */
+#define KVS_KEY_BOUND_BYTES 4100
+
 static const char *const kvs_cf_names[KVS_CF_COUNT] = {"default", "data", "raft"};
 
 struct kvs {
@@ -189,6 +193,24 @@ int kvs_scan(kvs *s, kvs_cf cf, const void *start, size_t start_len, const void 
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     return rc;
+}
+
+uint64_t kvs_approximate_size(kvs *s, kvs_cf cf, const void *start, size_t start_len,
+                              const void *end, size_t end_len) {
+    /* Past every key: keys are shorter than this run of 0xff bytes. */
+    static const char beyond[KVS_KEY_BOUND_BYTES] = {[0 ... KVS_KEY_BOUND_BYTES - 1] = (char)0xff};
+    const char *starts[1] = {start}, *limits[1] = {end_len ? end : beyond};
+    size_t start_lens[1] = {start_len}, limit_lens[1] = {end_len ? end_len : sizeof(beyond)};
+    uint64_t size = 0;
+    char *err = NULL;
+
+    rocksdb_approximate_sizes_cf(s->db, s->cf[cf], 1, starts, start_lens, limits, limit_lens, &size,
+                                 &err);
+    if (err != NULL) {
+        rocksdb_free(err);
+        return 0;
+    }
+    return size;
 }
 
 /* ---- batches ---- */

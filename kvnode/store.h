@@ -57,6 +57,12 @@ typedef int (*kvs_scan_cb)(const char *key, size_t key_len, const char *value, s
 int kvs_scan(kvs *store, kvs_cf cf, const void *start, size_t start_len, const void *end,
              size_t end_len, uint32_t limit, kvs_scan_cb cb, void *ctx, bool *more);
 
+/* The approximate bytes RocksDB's files hold for keys of cf in [start, end)
+ * (end_len 0: no upper bound). What is still in the memtable is not counted.
+ * Safe from any thread. */
+uint64_t kvs_approximate_size(kvs *store, kvs_cf cf, const void *start, size_t start_len,
+                              const void *end, size_t end_len);
+
 /* ---- batches: one thread at a time per batch ---- */
 
 kvs_batch *kvs_batch_new(kvs *store);
