@@ -15,6 +15,7 @@
 #include "router/meta.h"
 #include "router/proxy.h"
 #include "router/services.h"
+#include "router/split.h"
 #include "router/state.h"
 #include "runtime/log.h"
 #include "runtime/parse.h"
@@ -24,8 +25,11 @@
 #define ROUTER_DATA_DIR_DEFAULT   "router-data"
 #define ROUTER_REPLICAS_DEFAULT   3
 #define ROUTER_DOWN_AFTER_DEFAULT 10000
-#define ROUTER_EXIT_START_FAILED  1
-#define ROUTER_EXIT_USAGE         2
+/* Upper bounds of --split-size-mb (1 TiB) and --split-qps. */
+#define ROUTER_SPLIT_SIZE_MB_MAX (1024 * 1024)
+#define ROUTER_SPLIT_QPS_MAX     10000000
+#define ROUTER_EXIT_START_FAILED 1
+#define ROUTER_EXIT_USAGE        2
 
 typedef struct {
     const char *listen;
@@ -33,12 +37,15 @@ typedef struct {
     int replicas;
     uint64_t down_after_ms;
     const char *zone;
+    uint64_t split_size_mb;
+    uint64_t split_qps;
 } router_config;
 
 static void router_usage(FILE *out) {
     fprintf(out,
             "usage: router [--listen HOST:PORT] [--data-dir DIR] [--replicas N]\n"
-            "              [--node-down-after-ms MS] [--zone NAME] [--log-level LEVEL]\n"
+            "              [--node-down-after-ms MS] [--zone NAME] [--split-size-mb MB]\n"
+            "              [--split-qps N] [--log-level LEVEL]\n"
             "\n"
             "Basalt's router: serves basalt.v1.KV by forwarding to the kvnodes.\n"
             "\n"
@@ -50,6 +57,9 @@ static void router_usage(FILE *out) {
             "  --node-down-after-ms MS   a node silent this long is down (default 10000)\n"
             "  --zone NAME               the router's zone: eventual reads go to followers in\n"
             "                            this zone when there are any (kvnode --zone)\n"
+            "  --split-size-mb MB        split a shard larger than this (default 64; 0: never)\n"
+            "  --split-qps N             split a shard serving more requests a second than\n"
+            "                            this for 10 s (default 2000; 0: never)\n"
             "  --log-level LEVEL         debug, info, warn or error (default info)\n");
 }
 
@@ -60,6 +70,8 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
         {"replicas", required_argument, NULL, 'r'},
         {"node-down-after-ms", required_argument, NULL, 'D'},
         {"zone", required_argument, NULL, 'z'},
+        {"split-size-mb", required_argument, NULL, 'S'},
+        {"split-qps", required_argument, NULL, 'Q'},
         {"log-level", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -68,8 +80,13 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
     uint64_t n;
     int opt;
 
-    *cfg = (router_config){ROUTER_LISTEN_DEFAULT, ROUTER_DATA_DIR_DEFAULT, ROUTER_REPLICAS_DEFAULT,
-                           ROUTER_DOWN_AFTER_DEFAULT, ""};
+    *cfg = (router_config){ROUTER_LISTEN_DEFAULT,
+                           ROUTER_DATA_DIR_DEFAULT,
+                           ROUTER_REPLICAS_DEFAULT,
+                           ROUTER_DOWN_AFTER_DEFAULT,
+                           "",
+                           ROUTER_SPLIT_SIZE_MB_DEFAULT,
+                           ROUTER_SPLIT_QPS_DEFAULT};
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
@@ -102,6 +119,19 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
                 return ROUTER_EXIT_USAGE;
             }
             cfg->zone = optarg;
+            break;
+        case 'S':
+            if (parse_u64(optarg, 0, ROUTER_SPLIT_SIZE_MB_MAX, &cfg->split_size_mb) != 0) {
+                fprintf(stderr, "router: --split-size-mb takes 0 to %d\n",
+                        ROUTER_SPLIT_SIZE_MB_MAX);
+                return ROUTER_EXIT_USAGE;
+            }
+            break;
+        case 'Q':
+            if (parse_u64(optarg, 0, ROUTER_SPLIT_QPS_MAX, &cfg->split_qps) != 0) {
+                fprintf(stderr, "router: --split-qps takes 0 to %d\n", ROUTER_SPLIT_QPS_MAX);
+                return ROUTER_EXIT_USAGE;
+            }
             break;
         case 'v':
             if (log_parse_level(optarg, &level) != 0) {
@@ -166,9 +196,15 @@ int main(int argc, char **argv) {
     log_info("router of cluster %s serving on %s (port %d), data in %s%s%s", meta_cluster_id(m),
              cfg.listen, rpc_server_port(server), cfg.data_dir, cfg.zone[0] ? ", zone " : "",
              cfg.zone);
+    state.split_qps = cfg.split_qps;
+    router_splitter *splitter =
+        router_splitter_start(&state, cfg.split_size_mb * 1024 * 1024, cfg.split_qps);
+    if (splitter == NULL)
+        log_warn("cannot start the splitter: shards split only when asked (kvctl split)");
 
     sigwait(&stop_signals, &sig);
     log_info("router stopping on signal %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    router_splitter_stop(splitter);
     /* Calls in flight are answered by their callbacks (their deadlines bound
      * them) before the server's stop returns. */
     rpc_server_stop(server);

@@ -46,6 +46,9 @@ typedef struct {
     /* Nodes that could not be reached during this call: tried last. */
     uint64_t avoid[PROXY_AVOID_MAX];
     int n_avoid;
+    /* A leader named by a node for a shard the map does not know yet (a
+     * split just made it): the next attempt goes there. */
+    uint64_t hinted_node;
     /* Scans: where the next piece starts, and what came back so far. */
     uint8_t *next_start;
     size_t next_start_len;
@@ -209,10 +212,14 @@ static bool proxy_scan_take(proxy_op *op, Basalt__V1__ScanResponse *resp, const 
     *more = resp->more;
     if (!resp->more || op->n_kvs >= limit || op->bytes >= PROXY_SCAN_BYTES_MAX)
         return true;
-    /* The node stopped at its shard's end (or a size bound): go on from the
-     * last key, or from the shard's end when it returned none. */
+    /* The node stopped at its shard's end (or a size bound): go on from where
+     * it says. The node's word beats the map's, which may predate a split. */
     free(op->next_start);
-    if (op->n_kvs > 0) {
+    if (resp->next_start.len > 0) {
+        op->next_start_len = resp->next_start.len;
+        op->next_start = resp->next_start.data;
+        resp->next_start = (ProtobufCBinaryData){0, NULL}; /* moved */
+    } else if (op->n_kvs > 0) {
         const Basalt__V1__KeyValue *last = op->kvs[op->n_kvs - 1];
         op->next_start_len = last->key.len + 1;
         op->next_start = calloc(1, op->next_start_len);
@@ -304,7 +311,10 @@ static void proxy_answer_cb(void *ctx, int rc, ProtobufCMessage *response, const
         return;
     }
     const char *leader = rpc_trailer(t, "basalt-leader-node");
-    if (leader != NULL)
+    const char *shard = rpc_trailer(t, "basalt-shard-id");
+    if (leader != NULL && shard != NULL && strtoull(shard, NULL, 10) != f->route.shard_id)
+        op->hinted_node = strtoull(leader, NULL, 10);
+    else if (leader != NULL)
         router_set_leader(op->px->state, f->route.shard_id, strtoull(leader, NULL, 10));
     bool retry = proxy_may_retry(op, f, rc, st, t, &pause);
     uint64_t node = f->node;
@@ -367,6 +377,9 @@ static void proxy_send(proxy_op *op) {
         return;
     }
     uint64_t node = proxy_pick_node(op, &f->route);
+    if (op->hinted_node != 0 && proxy_usable(op, op->hinted_node))
+        node = op->hinted_node;
+    op->hinted_node = 0;
     rpc_channel *ch = node ? router_node_channel(op->px->state, node) : NULL;
     uint64_t now = router_now_ms();
     if (ch == NULL || now >= op->deadline_ms) {

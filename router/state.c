@@ -163,8 +163,16 @@ static void router_learn_shard(router_state *s, const Basalt__V1__ShardDescripto
     if (copy == NULL)
         return;
     if (at >= 0) {
-        basalt__v1__shard_descriptor__free_unpacked(s->shards[at].desc, NULL);
-        s->shards[at].desc = copy;
+        router_shard *sh = &s->shards[at];
+        bool range_changed = copy->version != sh->desc->version;
+        basalt__v1__shard_descriptor__free_unpacked(sh->desc, NULL);
+        sh->desc = copy;
+        if (range_changed) {
+            /* The old load figures were for the old range. */
+            sh->bytes = 0;
+            sh->hot_since_ms = 0;
+            sh->qps = 0;
+        }
         return;
     }
     if (s->n_shards == ROUTER_SHARDS_MAX) {
@@ -178,10 +186,32 @@ static void router_learn_shard(router_state *s, const Basalt__V1__ShardDescripto
         s->shards[at] = s->shards[at - 1];
         at--;
     }
-    s->shards[at] = (router_shard){copy, 0};
+    s->shards[at] = (router_shard){.desc = copy};
     s->n_shards++;
     log_info("learned shard %llu (epoch %llu/%llu)", (unsigned long long)copy->id,
              (unsigned long long)copy->conf_ver, (unsigned long long)copy->version);
+}
+
+/* Takes the leader's load report for a shard: its size, and its request
+ * rate since the leader's last report (counts restart with a new leader). */
+static void router_take_load(router_shard *sh, uint64_t node_id, const Basalt__V1__ReplicaStatus *r,
+                             uint64_t hot_qps) {
+    uint64_t now = router_now_ms();
+
+    if (r->descriptor->version != sh->desc->version)
+        return; /* a report about the range before a split */
+    sh->bytes = r->approximate_bytes;
+    if (sh->requests_ms != 0 && sh->leader_reporting == node_id && r->requests >= sh->requests &&
+        now > sh->requests_ms) {
+        sh->qps = (double)(r->requests - sh->requests) * 1000.0 / (double)(now - sh->requests_ms);
+        if (hot_qps == 0 || sh->qps < (double)hot_qps)
+            sh->hot_since_ms = 0;
+        else if (sh->hot_since_ms == 0)
+            sh->hot_since_ms = now;
+    }
+    sh->requests = r->requests;
+    sh->requests_ms = now;
+    sh->leader_reporting = node_id;
 }
 
 int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
@@ -200,12 +230,85 @@ int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
         router_learn_shard(s, r->descriptor);
         if (r->is_leader) {
             int at = router_shard_index(s, r->descriptor->id);
-            if (at >= 0)
+            if (at >= 0) {
                 s->shards[at].leader_node = req->node_id;
+                router_take_load(&s->shards[at], req->node_id, r, s->split_qps);
+            }
         }
     }
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+void router_learn(router_state *s, const Basalt__V1__ShardDescriptor *d, uint64_t leader_node) {
+    pthread_mutex_lock(&s->lock);
+    router_learn_shard(s, d);
+    int at = router_shard_index(s, d->id);
+    if (at >= 0 && leader_node != 0)
+        s->shards[at].leader_node = leader_node;
+    pthread_mutex_unlock(&s->lock);
+}
+
+Basalt__V1__ShardDescriptor *router_shard_copy(router_state *s, uint64_t shard_id,
+                                               uint64_t *leader_node) {
+    Basalt__V1__ShardDescriptor *copy = NULL;
+
+    pthread_mutex_lock(&s->lock);
+    int at = router_shard_index(s, shard_id);
+    if (at >= 0) {
+        copy = router_desc_copy(s->shards[at].desc);
+        *leader_node = s->shards[at].leader_node;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return copy;
+}
+
+int router_split_begin(router_state *s, uint64_t shard_id, int max) {
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    int at = router_shard_index(s, shard_id);
+    if (at < 0)
+        rc = BS_ERR_NOT_FOUND;
+    else if (s->shards[at].splitting)
+        rc = BS_ERR_FAILED_PRECONDITION;
+    else if (s->splits_in_flight >= max)
+        rc = BS_ERR_RESOURCE_EXHAUSTED;
+    if (rc == 0) {
+        s->shards[at].splitting = true;
+        s->splits_in_flight++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void router_split_end(router_state *s, uint64_t shard_id, bool ok) {
+    pthread_mutex_lock(&s->lock);
+    int at = router_shard_index(s, shard_id);
+    if (at >= 0) {
+        s->shards[at].splitting = false;
+        s->shards[at].split_failed_ms = ok ? 0 : router_now_ms();
+    }
+    s->splits_in_flight--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t max_qps,
+                            uint64_t window_ms, uint64_t backoff_ms, uint64_t *ids, int cap) {
+    uint64_t now = router_now_ms();
+    int n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_shards && n < cap; i++) {
+        const router_shard *sh = &s->shards[i];
+        bool big = max_bytes > 0 && sh->bytes > max_bytes;
+        bool hot = max_qps > 0 && sh->hot_since_ms != 0 && now - sh->hot_since_ms >= window_ms;
+        bool failed_lately = sh->split_failed_ms != 0 && now - sh->split_failed_ms < backoff_ms;
+        if ((big || hot) && !sh->splitting && !failed_lately)
+            ids[n++] = sh->desc->id;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 bool router_route_key(router_state *s, const uint8_t *key, size_t key_len, router_route *out) {

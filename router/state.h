@@ -33,6 +33,16 @@ typedef struct {
 typedef struct {
     Basalt__V1__ShardDescriptor *desc; /* owned */
     uint64_t leader_node;
+    /* Load, from the leader's heartbeats, for split decisions: reset when
+     * the range changes, until the next report. */
+    uint64_t bytes;
+    uint64_t requests;    /* the leader's running count at requests_ms */
+    uint64_t requests_ms; /* 0: no count yet */
+    uint64_t leader_reporting;
+    double qps;
+    uint64_t hot_since_ms; /* 0: not above the split rate */
+    bool splitting;
+    uint64_t split_failed_ms; /* when a split of it last failed; 0: never */
 } router_shard;
 
 /* Where to send a request for one key: a copy taken under the lock. */
@@ -61,6 +71,8 @@ typedef struct {
     int n_retired;
     router_shard *shards; /* sorted by start key */
     int n_shards;
+    int splits_in_flight;
+    uint64_t split_qps; /* a shard above this rate is hot (0: never) */
     bool bootstrap_started;
 } router_state;
 
@@ -93,6 +105,28 @@ bool router_node_is_up(router_state *s, uint64_t node_id);
 
 /* True when the node carries the zone label `zone` (never for an empty one). */
 bool router_node_in_zone(router_state *s, uint64_t node_id, const char *zone);
+
+/* Learns a descriptor (kept when newer than the map's), with its leader
+ * when known (not 0). */
+void router_learn(router_state *s, const Basalt__V1__ShardDescriptor *d, uint64_t leader_node);
+
+/* A copy of a shard's descriptor (free with
+ * basalt__v1__shard_descriptor__free_unpacked) and its leader; NULL when the
+ * shard is unknown. */
+Basalt__V1__ShardDescriptor *router_shard_copy(router_state *s, uint64_t shard_id,
+                                               uint64_t *leader_node);
+
+/* Marks a shard as being split: 0, BS_ERR_FAILED_PRECONDITION when it
+ * already is, BS_ERR_RESOURCE_EXHAUSTED when `max` splits are in flight,
+ * BS_ERR_NOT_FOUND for an unknown shard. */
+int router_split_begin(router_state *s, uint64_t shard_id, int max);
+void router_split_end(router_state *s, uint64_t shard_id, bool ok);
+
+/* Shards that should split: over `max_bytes`, or over `max_qps` for at
+ * least `window_ms` (a 0 threshold is off), not splitting now and not
+ * failing to within `backoff_ms`. Fills at most `cap` ids; returns how many. */
+int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t max_qps,
+                            uint64_t window_ms, uint64_t backoff_ms, uint64_t *ids, int cap);
 
 /* True once (and only once) the cluster has enough nodes and no shard: the
  * caller then creates shard 1. *nodes receives the chosen node ids. */

@@ -17,6 +17,8 @@
 #define KVCTL_ENDPOINT_DEFAULT   "127.0.0.1:7379"
 #define KVCTL_ENDPOINTS_ENV      "BASALT_ENDPOINTS"
 #define KVCTL_TIMEOUT_MS_DEFAULT 5000
+/* kvctl split's timeout when --timeout is not given. */
+#define KVCTL_SPLIT_TIMEOUT_MS 15000
 /* Longest --timeout accepted: one hour. */
 #define KVCTL_TIMEOUT_MS_MAX  (3600 * 1000)
 #define KVCTL_POSITIONALS_MAX 8

@@ -1,10 +1,11 @@
-/* cluster_commands: kvctl status and kvctl shards, from the router's Admin
+/* cluster_commands: kvctl status, shards and split, from the router's Admin
  * service. */
 #include "tools/kvctl/cluster_commands.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/parse.h"
 #include "basalt/v1/admin.pb-c.h"
 #include "tools/kvctl/output.h"
 
@@ -100,6 +101,69 @@ static json_t *kvctl_shard_json(const Basalt__V1__ShardInfo *s) {
                      "replicas", replicas);
 }
 
+static void kvctl_print_shard_header(void) {
+    printf("%-6s %-16s %-16s %-8s %-8s %-7s %s\n", "SHARD", "START", "END", "CONF_VER", "VERSION",
+           "LEADER", "REPLICAS (node/replica/role)");
+}
+
+static void kvctl_print_shard(const Basalt__V1__ShardInfo *s) {
+    const Basalt__V1__ShardDescriptor *d = s->descriptor;
+
+    printf("%-6llu ", (unsigned long long)d->id);
+    kvctl_print_bound(d->start, "\"\"");
+    kvctl_print_bound(d->end, "(end)");
+    printf("%-8llu %-8llu %-7llu", (unsigned long long)d->conf_ver, (unsigned long long)d->version,
+           (unsigned long long)s->leader_node_id);
+    for (size_t k = 0; k < d->n_replicas; k++)
+        printf(" %llu/%llu/%s", (unsigned long long)d->replicas[k]->node_id,
+               (unsigned long long)d->replicas[k]->replica_id,
+               d->replicas[k]->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER ? "learner"
+                                                                                      : "voter");
+    printf("\n");
+}
+
+int kvctl_split(basalt_client *client, const kvctl_args *a) {
+    Basalt__V1__SplitShardRequest req = BASALT__V1__SPLIT_SHARD_REQUEST__INIT;
+    Basalt__V1__SplitShardResponse *resp;
+    uint64_t shard;
+
+    if (parse_u64(a->positionals[0], 1, UINT64_MAX, &shard) != 0) {
+        fprintf(stderr, "kvctl split: SHARD_ID must be a shard id (a number above 0), not '%s'\n",
+                a->positionals[0]);
+        return KVCTL_EXIT_USAGE;
+    }
+    req.shard_id = shard;
+    if (a->positional_count > 1) {
+        req.split_key.data = (uint8_t *)a->positionals[1];
+        req.split_key.len = strlen(a->positionals[1]);
+        if (req.split_key.len == 0) {
+            fprintf(stderr, "kvctl split: KEY must not be empty (leave it out to split at the "
+                            "middle)\n");
+            return KVCTL_EXIT_USAGE;
+        }
+    }
+    int rc = kvctl_admin(client, "split", "/basalt.v1.Admin/SplitShard", &req.base,
+                         &basalt__v1__split_shard_response__descriptor, (ProtobufCMessage **)&resp);
+    if (rc != KVCTL_EXIT_OK)
+        return rc;
+    if (resp->left == NULL || resp->left->descriptor == NULL || resp->right == NULL ||
+        resp->right->descriptor == NULL) {
+        fprintf(stderr, "kvctl split: the router's answer lacks the two shards\n");
+        rc = KVCTL_EXIT_FAILED;
+    } else if (a->output == KVCTL_OUTPUT_JSON) {
+        rc = output_json(json_pack("{s:[o,o]}", "shards", kvctl_shard_json(resp->left),
+                                   kvctl_shard_json(resp->right)))
+                 ? KVCTL_EXIT_FAILED
+                 : KVCTL_EXIT_OK;
+    } else {
+        kvctl_print_shard_header();
+        kvctl_print_shard(resp->left);
+        kvctl_print_shard(resp->right);
+    }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}
+
 int kvctl_shards(basalt_client *client, const kvctl_args *a) {
     Basalt__V1__ListShardsRequest req = BASALT__V1__LIST_SHARDS_REQUEST__INIT;
     Basalt__V1__ListShardsResponse *resp;
@@ -114,24 +178,9 @@ int kvctl_shards(basalt_client *client, const kvctl_args *a) {
             json_array_append_new(shards, kvctl_shard_json(resp->shards[i]));
         rc = output_json(json_pack("{s:o}", "shards", shards)) ? KVCTL_EXIT_FAILED : KVCTL_EXIT_OK;
     } else {
-        printf("%-6s %-16s %-16s %-8s %-8s %-7s %s\n", "SHARD", "START", "END", "CONF_VER",
-               "VERSION", "LEADER", "REPLICAS (node/replica/role)");
-        for (size_t i = 0; i < resp->n_shards; i++) {
-            const Basalt__V1__ShardDescriptor *d = resp->shards[i]->descriptor;
-            printf("%-6llu ", (unsigned long long)d->id);
-            kvctl_print_bound(d->start, "\"\"");
-            kvctl_print_bound(d->end, "(end)");
-            printf("%-8llu %-8llu %-7llu", (unsigned long long)d->conf_ver,
-                   (unsigned long long)d->version,
-                   (unsigned long long)resp->shards[i]->leader_node_id);
-            for (size_t k = 0; k < d->n_replicas; k++)
-                printf(" %llu/%llu/%s", (unsigned long long)d->replicas[k]->node_id,
-                       (unsigned long long)d->replicas[k]->replica_id,
-                       d->replicas[k]->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER
-                           ? "learner"
-                           : "voter");
-            printf("\n");
-        }
+        kvctl_print_shard_header();
+        for (size_t i = 0; i < resp->n_shards; i++)
+            kvctl_print_shard(resp->shards[i]);
     }
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     return rc;

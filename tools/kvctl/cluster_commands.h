@@ -10,4 +10,7 @@ int kvctl_status(basalt_client *client, const kvctl_args *args);
 /* One row per shard: id, range, epoch, leader node, replicas with roles. */
 int kvctl_shards(basalt_client *client, const kvctl_args *args);
 
+/* Splits a shard (at KEY, or at its middle by size) and shows both halves. */
+int kvctl_split(basalt_client *client, const kvctl_args *args);
+
 #endif

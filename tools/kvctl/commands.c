@@ -189,6 +189,10 @@ static const kvctl_command kvctl_commands[] = {
     {"status", "", "show the cluster's nodes (up or down, replicas, leaders) and shard count", 0, 0,
      0, kvctl_status},
     {"shards", "", "show every shard: range, epoch, leader, replicas", 0, 0, 0, kvctl_shards},
+    {"split", "SHARD_ID [KEY]",
+     "split a shard in two while it serves: the new shard takes the keys from KEY on (no KEY: "
+     "the shard's middle by size); shows both",
+     1, 2, 0, kvctl_split},
     {"import", "FILE",
      "load key<TAB>value lines from FILE (- for stdin), many at once; malformed lines are "
      "reported by number and skipped",

@@ -57,6 +57,10 @@ int main(int argc, char **argv) {
     if (kvctl_check_command(cmd, &args, why, sizeof(why)) != 0)
         return kvctl_usage_error(why, cmd);
 
+    /* A split waits out leader elections (up to 10 s on the router): give it
+     * the time unless told otherwise. */
+    if (strcmp(cmd->name, "split") == 0 && args.timeout_ms == KVCTL_TIMEOUT_MS_DEFAULT)
+        args.timeout_ms = KVCTL_SPLIT_TIMEOUT_MS;
     client = basalt_client_open(args.endpoints, args.timeout_ms, why, sizeof(why));
     if (client == NULL)
         return kvctl_usage_error(why, NULL);
