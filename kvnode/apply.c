@@ -27,7 +27,7 @@ static node_applied_result node_apply_command(node *n, node_replica *r, const ra
         return result;
     }
     if (cmd->op == BASALT__V1__KV_COMMAND__OP__OP_SPLIT) {
-        result = node_apply_split(n, r, cmd);
+        result = node_apply_split(n, r, cmd, e->index);
     } else if (!node_desc_contains(r->desc, cmd->key.data, cmd->key.len)) {
         /* Proposed before a split that gave the key to another shard: every
          * replica skips it, and its writer may send it there. */

@@ -317,7 +317,8 @@ void node_apply_committed(node *n, node_replica *r);
 /* A split's SplitReplica call (loop thread): checks it and proposes it. */
 void node_handle_split(node *n, node_in *in);
 /* Applies a committed split command (loop thread, from apply.c). */
-node_applied_result node_apply_split(node *n, node_replica *r, const Basalt__V1__KvCommand *cmd);
+node_applied_result node_apply_split(node *n, node_replica *r, const Basalt__V1__KvCommand *cmd,
+                                     raft_index_t index);
 /* Starts the replicas of shards created by the last apply pass (after the
  * apply batch is written). */
 void node_start_new_shards(node *n);

@@ -261,7 +261,8 @@ static uint64_t node_split_my_replica(node *n, const Basalt__V1__ShardDescriptor
     return 0;
 }
 
-node_applied_result node_apply_split(node *n, node_replica *r, const Basalt__V1__KvCommand *cmd) {
+node_applied_result node_apply_split(node *n, node_replica *r, const Basalt__V1__KvCommand *cmd,
+                                     raft_index_t index) {
     const Basalt__V1__SplitCommand *sc = cmd->split;
 
     if (sc == NULL || sc->conf_ver != r->desc->conf_ver || sc->version != r->desc->version ||
@@ -300,7 +301,7 @@ node_applied_result node_apply_split(node *n, node_replica *r, const Basalt__V1_
     r->bytes_put -= r->bytes_put / 2;
     log_info("shard %llu split at index %llu: it keeps [start, split key), shard %llu takes the "
              "rest",
-             (unsigned long long)r->shard_id, (unsigned long long)rlog_applied(r->log),
+             (unsigned long long)r->shard_id, (unsigned long long)index,
              (unsigned long long)right->id);
     return NODE_APPLIED_DONE;
 }

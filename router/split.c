@@ -294,6 +294,46 @@ static bool router_splitter_wait(router_splitter *sp) {
     return go_on;
 }
 
+/* ---- replicas a split did not make ---- */
+
+/* A shard's range must be this old before its missing replicas are made:
+ * nodes apply a split within moments, and report it within a heartbeat. */
+#define ROUTER_REPAIR_SETTLED_MS 5000
+/* Missing replicas made per check, at most. */
+#define ROUTER_REPAIRS_PER_CHECK 8
+
+/* A node that caught up past a split by a snapshot of the shard it kept never
+ * made the new shard's replica. It gets an empty one, which the new shard's
+ * leader fills with a snapshot. A node that still holds the unsplit range
+ * refuses (the ranges overlap) until it has caught up. */
+static void router_repair_missing(router_state *s) {
+    router_missing_replica missing[ROUTER_REPAIRS_PER_CHECK];
+    int n = router_missing_replicas(s, ROUTER_REPAIR_SETTLED_MS, missing, ROUTER_REPAIRS_PER_CHECK);
+
+    for (int i = 0; i < n; i++) {
+        Basalt__V1__CreateReplicaRequest req = BASALT__V1__CREATE_REPLICA_REQUEST__INIT;
+        rpc_channel *ch = router_node_channel(s, missing[i].node_id);
+        ProtobufCMessage *resp = NULL;
+        rpc_status st;
+
+        req.descriptor = missing[i].desc;
+        if (ch != NULL && rpc_unary(ch, "/basalt.v1.NodeAdmin/CreateReplica", &req.base,
+                                    &basalt__v1__create_replica_response__descriptor,
+                                    ROUTER_SPLIT_TIMEOUT_MS, &resp, &st) == 0)
+            log_info("node %llu lacked its replica of shard %llu: created, to be filled by a "
+                     "snapshot",
+                     (unsigned long long)missing[i].node_id,
+                     (unsigned long long)missing[i].desc->id);
+        else if (ch != NULL)
+            log_debug("node %llu cannot take its replica of shard %llu yet: %s",
+                      (unsigned long long)missing[i].node_id,
+                      (unsigned long long)missing[i].desc->id, st.message);
+        if (resp)
+            protobuf_c_message_free_unpacked(resp, NULL);
+        basalt__v1__shard_descriptor__free_unpacked(missing[i].desc, NULL);
+    }
+}
+
 static void *router_splitter_main(void *arg) {
     router_splitter *sp = arg;
     uint64_t ids[ROUTER_SPLITS_IN_FLIGHT_MAX];
@@ -309,6 +349,7 @@ static void *router_splitter_main(void *arg) {
             router_split(sp->state, ids[i], (ProtobufCBinaryData){0, NULL}, &res);
             router_split_result_free(&res);
         }
+        router_repair_missing(sp->state);
     }
     return NULL;
 }

@@ -68,8 +68,10 @@ int router_state_init(router_state *s, meta *m, int replicas_wanted, uint64_t do
 }
 
 void router_state_free(router_state *s) {
-    for (int i = 0; i < s->n_nodes; i++)
+    for (int i = 0; i < s->n_nodes; i++) {
         rpc_channel_close(s->nodes[i].channel);
+        free(s->nodes[i].reported);
+    }
     for (int i = 0; i < s->n_retired; i++)
         rpc_channel_close(s->retired[i]);
     for (int i = 0; i < s->n_shards; i++)
@@ -169,6 +171,7 @@ static void router_learn_shard(router_state *s, const Basalt__V1__ShardDescripto
         sh->desc = copy;
         if (range_changed) {
             /* The old load figures were for the old range. */
+            sh->learned_ms = router_now_ms();
             sh->bytes = 0;
             sh->hot_since_ms = 0;
             sh->qps = 0;
@@ -186,7 +189,7 @@ static void router_learn_shard(router_state *s, const Basalt__V1__ShardDescripto
         s->shards[at] = s->shards[at - 1];
         at--;
     }
-    s->shards[at] = (router_shard){.desc = copy};
+    s->shards[at] = (router_shard){.desc = copy, .learned_ms = router_now_ms()};
     s->n_shards++;
     log_info("learned shard %llu (epoch %llu/%llu)", (unsigned long long)copy->id,
              (unsigned long long)copy->conf_ver, (unsigned long long)copy->version);
@@ -223,6 +226,14 @@ int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
     }
     n->last_seen_ms = router_now_ms();
     n->replicas = (uint32_t)req->n_replicas;
+    uint64_t *reported = calloc(req->n_replicas + 1, sizeof(*reported));
+    if (reported != NULL) {
+        for (size_t i = 0; i < req->n_replicas; i++)
+            reported[i] = req->replicas[i]->descriptor ? req->replicas[i]->descriptor->id : 0;
+        free(n->reported);
+        n->reported = reported;
+        n->n_reported = req->n_replicas;
+    }
     for (size_t i = 0; i < req->n_replicas; i++) {
         const Basalt__V1__ReplicaStatus *r = req->replicas[i];
         if (r->descriptor == NULL)
@@ -378,6 +389,38 @@ bool router_node_in_zone(router_state *s, uint64_t node_id, const char *zone) {
     bool same = n && strcmp(n->zone, zone) == 0;
     pthread_mutex_unlock(&s->lock);
     return same;
+}
+
+static bool router_node_reports(const router_node *n, uint64_t shard_id) {
+    for (size_t i = 0; i < n->n_reported; i++) {
+        if (n->reported[i] == shard_id)
+            return true;
+    }
+    return false;
+}
+
+int router_missing_replicas(router_state *s, uint64_t settled_ms, router_missing_replica *out,
+                            int cap) {
+    uint64_t now = router_now_ms();
+    int n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_shards && n < cap; i++) {
+        const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
+        if (now - s->shards[i].learned_ms < settled_ms)
+            continue;
+        for (size_t k = 0; k < d->n_replicas && n < cap; k++) {
+            const router_node *node = router_node_of(s, d->replicas[k]->node_id);
+            bool up = node && node->last_seen_ms && now - node->last_seen_ms < s->down_after_ms;
+            if (!up || node->reported == NULL || router_node_reports(node, d->id))
+                continue;
+            out[n].desc = router_desc_copy(d);
+            out[n].node_id = node->id;
+            n += out[n].desc != NULL;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n) {

@@ -27,6 +27,8 @@ typedef struct {
     char zone[ROUTER_ZONE_BYTES];
     uint64_t last_seen_ms; /* 0: not heard from since the router started */
     uint32_t replicas;
+    uint64_t *reported; /* the shard ids of its last heartbeat (owned) */
+    size_t n_reported;
     rpc_channel *channel;
 } router_node;
 
@@ -43,6 +45,7 @@ typedef struct {
     uint64_t hot_since_ms; /* 0: not above the split rate */
     bool splitting;
     uint64_t split_failed_ms; /* when a split of it last failed; 0: never */
+    uint64_t learned_ms;      /* when this range (version) was learned */
 } router_shard;
 
 /* Where to send a request for one key: a copy taken under the lock. */
@@ -127,6 +130,18 @@ void router_split_end(router_state *s, uint64_t shard_id, bool ok);
  * failing to within `backoff_ms`. Fills at most `cap` ids; returns how many. */
 int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t max_qps,
                             uint64_t window_ms, uint64_t backoff_ms, uint64_t *ids, int cap);
+
+/* A replica the shard map places on a node that is up but does not report
+ * it (the node caught up past the split that made the shard by snapshot). */
+typedef struct {
+    Basalt__V1__ShardDescriptor *desc; /* owned */
+    uint64_t node_id;
+} router_missing_replica;
+
+/* Fills at most cap missing replicas of shards whose range is older than
+ * `settled_ms`; returns how many. */
+int router_missing_replicas(router_state *s, uint64_t settled_ms, router_missing_replica *out,
+                            int cap);
 
 /* True once (and only once) the cluster has enough nodes and no shard: the
  * caller then creates shard 1. *nodes receives the chosen node ids. */

@@ -69,16 +69,20 @@ class ClusterCase(unittest.TestCase):
     # The router's zone and each node's; "" is no label.
     ROUTER_ZONE = ""
     NODE_ZONES = ("", "", "")
+    # More flags for the router and for every node.
+    ROUTER_ARGS = ()
+    NODE_ARGS = ()
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="router-test-", dir=os.environ.get("TEST_TMPDIR"))
         self.router = Router(os.path.join(self.dir, "router"), bootstrap=False)
-        self.router.extra_args = ["--zone", self.ROUTER_ZONE] if self.ROUTER_ZONE else []
+        self.router.extra_args = list(self.ROUTER_ARGS)
+        self.router.extra_args += ["--zone", self.ROUTER_ZONE] if self.ROUTER_ZONE else []
         self.router.start()
         self.nodes = []
         for i, zone in enumerate(self.NODE_ZONES):
             node = Node(os.path.join(self.dir, "node%d" % i), bootstrap=False)
-            node.extra_args = ["--router", self.router.endpoint]
+            node.extra_args = ["--router", self.router.endpoint] + list(self.NODE_ARGS)
             node.extra_args += ["--zone", zone] if zone else []
             self.nodes.append(node.start())
         wait_for(self.shard_has_leader, "shard 1 to be created and get a leader")
