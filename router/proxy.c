@@ -210,35 +210,32 @@ static bool proxy_scan_take(proxy_op *op, Basalt__V1__ScanResponse *resp, const 
         op->info.applied_index = resp->info->applied_index;
     }
     *more = resp->more;
-    if (!resp->more || op->n_kvs >= limit || op->bytes >= PROXY_SCAN_BYTES_MAX)
-        return true;
-    /* The node stopped at its shard's end (or a size bound): go on from where
-     * it says. The node's word beats the map's, which may predate a split. */
-    free(op->next_start);
-    if (resp->next_start.len > 0) {
-        op->next_start_len = resp->next_start.len;
-        op->next_start = resp->next_start.data;
-        resp->next_start = (ProtobufCBinaryData){0, NULL}; /* moved */
-    } else if (op->n_kvs > 0) {
-        const Basalt__V1__KeyValue *last = op->kvs[op->n_kvs - 1];
-        op->next_start_len = last->key.len + 1;
-        op->next_start = calloc(1, op->next_start_len);
-        if (op->next_start)
-            memcpy(op->next_start, last->key.data, last->key.len);
-    } else {
-        op->next_start_len = route->end_len;
-        op->next_start = malloc(route->end_len ? route->end_len : 1);
-        if (op->next_start)
-            memcpy(op->next_start, route->end, route->end_len);
+    if (resp->more) {
+        /* Where the rest starts, as the node says: its word beats the map's,
+         * which may predate a split. */
+        free(op->next_start);
+        if (resp->next_start.len > 0) {
+            op->next_start_len = resp->next_start.len;
+            op->next_start = resp->next_start.data;
+            resp->next_start = (ProtobufCBinaryData){0, NULL}; /* moved */
+        } else {
+            op->next_start_len = route->end_len;
+            op->next_start = malloc(route->end_len ? route->end_len : 1);
+            if (op->next_start)
+                memcpy(op->next_start, route->end, route->end_len);
+        }
     }
-    return op->next_start == NULL;
+    return !resp->more || op->next_start == NULL || op->n_kvs >= limit ||
+           op->bytes >= PROXY_SCAN_BYTES_MAX;
 }
 
 static void proxy_reply_scan(proxy_op *op, bool more) {
     Basalt__V1__ScanResponse resp = BASALT__V1__SCAN_RESPONSE__INIT;
     resp.kvs = op->kvs;
     resp.n_kvs = op->n_kvs;
-    resp.more = more;
+    resp.more = more && op->next_start != NULL;
+    if (resp.more)
+        resp.next_start = (ProtobufCBinaryData){op->next_start_len, op->next_start};
     resp.info = &op->info;
     rpc_call_reply(op->call, &resp.base);
     proxy_op_free(op);

@@ -100,6 +100,8 @@ def scan_all(client, start, end, consistency):
         pairs.extend((kv.key, kv.value) for kv in got.kvs)
         if not got.more:
             return pairs
+        if not got.next_start:
+            raise AssertionError("a scan says there is more but not where it goes on")
         start = got.next_start
 
 
@@ -223,6 +225,19 @@ class AutomaticSplitTest(SplitCase):
         pairs = scan_all(self.client, b"imp", b"imq", STRONG)
         self.assertEqual(pairs, [(b"imp%06d" % i, (value + str(i)).encode())
                                  for i in range(count)])
+        self.check_everything_there(load)
+
+
+class LoadSplitTest(SplitCase):
+    ROUTER_ARGS = ("--split-size-mb", "0", "--split-qps", "50")
+
+    def test_a_busy_shard_splits_by_itself(self):
+        with Load(self.router.endpoint) as load:
+            # Over 50 requests a second for the 10 s window: split.
+            wait_for(lambda: len(list_shards(self.router.endpoint)) >= 2,
+                     "the splitter to split the busy shard", 60)
+            self.assertIn("splitting shard 1", self.router.log())
+        self.shards_cover_everything(list_shards(self.router.endpoint))
         self.check_everything_there(load)
 
 
