@@ -70,6 +70,7 @@ static int kvctl_apply_flag(kvctl_args *a, int opt, const char *value, char *why
             break;
         return 0;
     case 't':
+        a->timeout_given = true;
         if (kvctl_parse_duration_ms(value, &a->timeout_ms) == 0)
             return 0;
         break;

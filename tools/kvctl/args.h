@@ -36,6 +36,7 @@ typedef struct {
     const char *endpoints;
     kvctl_output output;
     int64_t timeout_ms;
+    bool timeout_given;
     bool help;
     const char *command; /* NULL when none was given */
     const char *positionals[KVCTL_POSITIONALS_MAX];

@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
 
     /* A split waits out leader elections (up to 10 s on the router): give it
      * the time unless told otherwise. */
-    if (strcmp(cmd->name, "split") == 0 && args.timeout_ms == KVCTL_TIMEOUT_MS_DEFAULT)
+    if (strcmp(cmd->name, "split") == 0 && !args.timeout_given)
         args.timeout_ms = KVCTL_SPLIT_TIMEOUT_MS;
     client = basalt_client_open(args.endpoints, args.timeout_ms, why, sizeof(why));
     if (client == NULL)
