@@ -355,8 +355,9 @@ void node_expire_pending(node *n, node_replica *r, uint64_t now_ms);
 void node_take_read_states(node *n, node_replica *r);
 /* Answers a call refused because this replica does not lead its shard. */
 void node_fail_not_leader(node *n, node_replica *r, rpc_call *call);
-/* Answers a call whose key no shard hosted here holds (now). */
-void node_fail_key_not_here(node *n, rpc_call *call);
+/* Answers a call whose key the shard it went to does not hold (now), naming
+ * the shard that does and its leader when that shard is hosted here. */
+void node_fail_key_not_here(node *n, rpc_call *call, ProtobufCBinaryData key);
 
 /* ---- snapshot.c ---- */
 

@@ -75,8 +75,23 @@ void node_fail_not_leader(node *n, node_replica *r, rpc_call *call) {
     }
 }
 
-void node_fail_key_not_here(node *n, rpc_call *call) {
+void node_fail_key_not_here(node *n, rpc_call *call, ProtobufCBinaryData key) {
+    node_replica *now = node_replica_by_key(n, key.data, key.len);
+
     rpc_call_add_trailer(call, NODE_TRAILER_ERROR, "key-not-here");
+    if (now != NULL) {
+        /* A split gave the key to a shard hosted here: name its leader, so
+         * the router goes there before its map catches up. */
+        raft_id_t leader = raft_leader(now->raft);
+        uint64_t leader_node = leader ? node_of_replica(now, leader) : 0;
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)now->shard_id);
+        rpc_call_add_trailer(call, NODE_TRAILER_SHARD, buf);
+        if (leader_node != 0) {
+            snprintf(buf, sizeof(buf), "%llu", (unsigned long long)leader_node);
+            rpc_call_add_trailer(call, NODE_TRAILER_LEADER_NODE, buf);
+        }
+    }
     rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
                   "no shard on node %llu holds this key (now): the shard map used is stale",
                   (unsigned long long)n->id);
@@ -86,7 +101,7 @@ static node_replica *node_route(node *n, node_in *in, const uint8_t *key, size_t
     node_replica *r = node_replica_by_key(n, key, key_len);
 
     if (r == NULL) {
-        node_fail_key_not_here(n, in->call);
+        node_fail_key_not_here(n, in->call, (ProtobufCBinaryData){key_len, (uint8_t *)key});
         node_answer(in);
     }
     return r;
@@ -198,11 +213,17 @@ static void node_reply_split(node *n, node_replica *r, node_in *in) {
     rpc_call_reply(in->call, &resp.base);
 }
 
+static ProtobufCBinaryData node_write_key(const node_in *in) {
+    if (in->kind == NODE_IN_PUT)
+        return ((const Basalt__V1__PutRequest *)(const void *)in->request)->key;
+    return ((const Basalt__V1__DeleteRequest *)(const void *)in->request)->key;
+}
+
 static void node_reply_write(node *n, node_replica *r, node_pending_write *w) {
     node_in *in = w->in;
 
     if (w->result == NODE_APPLIED_KEY_MOVED) {
-        node_fail_key_not_here(n, in->call);
+        node_fail_key_not_here(n, in->call, node_write_key(in));
     } else if (w->result == NODE_APPLIED_STALE_SPLIT) {
         rpc_call_fail(in->call, GRPC_STATUS_FAILED_PRECONDITION,
                       "shard %llu changed before the split applied: nothing was split",
@@ -379,7 +400,7 @@ static void node_serve_read(node *n, node_replica *r, node_in *in) {
     /* A strong read waits for apply; a split applied meanwhile may have
      * given its key to another shard. */
     if (!node_desc_contains(r->desc, key.data, key.len))
-        node_fail_key_not_here(n, in->call);
+        node_fail_key_not_here(n, in->call, key);
     else if (in->kind == NODE_IN_GET)
         node_serve_get(n, r, in);
     else

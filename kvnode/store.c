@@ -213,6 +213,21 @@ uint64_t kvs_approximate_size(kvs *s, kvs_cf cf, const void *start, size_t start
     return size;
 }
 
+int kvs_flush(kvs *s) {
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    char *err = NULL;
+    int rc = 0;
+
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int cf = 0; cf < KVS_CF_COUNT && rc == 0; cf++) {
+        rocksdb_flush_cf(s->db, fo, s->cf[cf], &err);
+        if (err != NULL)
+            rc = kvs_error(err, "flush");
+    }
+    rocksdb_flushoptions_destroy(fo);
+    return rc;
+}
+
 /* ---- batches ---- */
 
 kvs_batch *kvs_batch_new(kvs *s) {

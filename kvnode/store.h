@@ -63,6 +63,10 @@ int kvs_scan(kvs *store, kvs_cf cf, const void *start, size_t start_len, const v
 uint64_t kvs_approximate_size(kvs *store, kvs_cf cf, const void *start, size_t start_len,
                               const void *end, size_t end_len);
 
+/* Writes every memtable to files, waiting until done (so that size
+ * estimates see everything). Returns 0 or BS_ERR_IO. */
+int kvs_flush(kvs *store);
+
 /* ---- batches: one thread at a time per batch ---- */
 
 kvs_batch *kvs_batch_new(kvs *store);

@@ -263,8 +263,8 @@ static bool proxy_may_retry(proxy_op *op, const proxy_flight *f, int rc, const r
     if (kind != NULL) {
         /* A fresh leader hint is worth trying at once; a hint naming a node
          * we could not reach means the election is not over. */
-        if (strcmp(kind, "not-leader") == 0 && leader != NULL &&
-            !proxy_avoided(op, strtoull(leader, NULL, 10)))
+        if ((strcmp(kind, "not-leader") == 0 || strcmp(kind, "key-not-here") == 0) &&
+            leader != NULL && !proxy_avoided(op, strtoull(leader, NULL, 10)))
             *pause = false;
         return true;
     }
