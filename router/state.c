@@ -175,6 +175,7 @@ static void router_learn_shard(router_state *s, const Basalt__V1__ShardDescripto
             sh->bytes = 0;
             sh->hot_since_ms = 0;
             sh->qps = 0;
+            memset(sh->load, 0, sizeof(sh->load));
         }
         return;
     }
@@ -195,26 +196,47 @@ static void router_learn_shard(router_state *s, const Basalt__V1__ShardDescripto
              (unsigned long long)copy->conf_ver, (unsigned long long)copy->version);
 }
 
-/* Takes the leader's load report for a shard: its size, and its request
- * rate since the leader's last report (counts restart with a new leader). */
+/* The slot of a node's reports on a shard: its own, a free one, or the
+ * stalest (a replica moved away). */
+static router_load_report *router_load_slot(router_shard *sh, uint64_t node_id) {
+    router_load_report *pick = &sh->load[0];
+
+    for (int i = 0; i < ROUTER_REPLICAS_MAX; i++) {
+        if (sh->load[i].node_id == node_id)
+            return &sh->load[i];
+        if (sh->load[i].node_id == 0 || sh->load[i].at_ms < pick->at_ms)
+            pick = &sh->load[i];
+    }
+    memset(pick, 0, sizeof(*pick));
+    pick->node_id = node_id;
+    return pick;
+}
+
+/* Takes one replica's load report: the size (from the leader), and its
+ * request rate since its last report (a restarted node counts from 0). */
 static void router_take_load(router_shard *sh, uint64_t node_id, const Basalt__V1__ReplicaStatus *r,
                              uint64_t hot_qps) {
     uint64_t now = router_now_ms();
 
     if (r->descriptor->version != sh->desc->version)
         return; /* a report about the range before a split */
-    sh->bytes = r->approximate_bytes;
-    if (sh->requests_ms != 0 && sh->leader_reporting == node_id && r->requests >= sh->requests &&
-        now > sh->requests_ms) {
-        sh->qps = (double)(r->requests - sh->requests) * 1000.0 / (double)(now - sh->requests_ms);
-        if (hot_qps == 0 || sh->qps < (double)hot_qps)
-            sh->hot_since_ms = 0;
-        else if (sh->hot_since_ms == 0)
-            sh->hot_since_ms = now;
+    if (r->is_leader)
+        sh->bytes = r->approximate_bytes;
+    router_load_report *rep = router_load_slot(sh, node_id);
+    if (rep->at_ms != 0 && r->requests >= rep->requests && now > rep->at_ms)
+        rep->qps = (double)(r->requests - rep->requests) * 1000.0 / (double)(now - rep->at_ms);
+    rep->requests = r->requests;
+    rep->at_ms = now;
+
+    sh->qps = 0;
+    for (int i = 0; i < ROUTER_REPLICAS_MAX; i++) {
+        if (sh->load[i].node_id != 0 && now - sh->load[i].at_ms < ROUTER_LOAD_REPORT_MAX_AGE_MS)
+            sh->qps += sh->load[i].qps;
     }
-    sh->requests = r->requests;
-    sh->requests_ms = now;
-    sh->leader_reporting = node_id;
+    if (hot_qps == 0 || sh->qps < (double)hot_qps)
+        sh->hot_since_ms = 0;
+    else if (sh->hot_since_ms == 0)
+        sh->hot_since_ms = now;
 }
 
 int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
@@ -239,13 +261,12 @@ int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
         if (r->descriptor == NULL)
             continue;
         router_learn_shard(s, r->descriptor);
-        if (r->is_leader) {
-            int at = router_shard_index(s, r->descriptor->id);
-            if (at >= 0) {
-                s->shards[at].leader_node = req->node_id;
-                router_take_load(&s->shards[at], req->node_id, r, s->split_qps);
-            }
-        }
+        int at = router_shard_index(s, r->descriptor->id);
+        if (at < 0)
+            continue;
+        if (r->is_leader)
+            s->shards[at].leader_node = req->node_id;
+        router_take_load(&s->shards[at], req->node_id, r, s->split_qps);
     }
     pthread_mutex_unlock(&s->lock);
     return 0;

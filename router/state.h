@@ -32,15 +32,27 @@ typedef struct {
     rpc_channel *channel;
 } router_node;
 
+/* One replica's request count as last reported, and its rate since the
+ * report before. */
+typedef struct {
+    uint64_t node_id; /* 0: slot free */
+    uint64_t requests;
+    uint64_t at_ms;
+    double qps;
+} router_load_report;
+
+/* A replica's rate counts only while its reports keep coming. */
+#define ROUTER_LOAD_REPORT_MAX_AGE_MS 3000
+
 typedef struct {
     Basalt__V1__ShardDescriptor *desc; /* owned */
     uint64_t leader_node;
-    /* Load, from the leader's heartbeats, for split decisions: reset when
-     * the range changes, until the next report. */
+    /* Load, from heartbeats, for split decisions: reset when the range
+     * changes, until the next reports. Size as the leader reports it; the
+     * request rate summed over every replica (followers serve eventual
+     * reads). */
     uint64_t bytes;
-    uint64_t requests;    /* the leader's running count at requests_ms */
-    uint64_t requests_ms; /* 0: no count yet */
-    uint64_t leader_reporting;
+    router_load_report load[ROUTER_REPLICAS_MAX];
     double qps;
     uint64_t hot_since_ms; /* 0: not above the split rate */
     bool splitting;
