@@ -19,7 +19,8 @@
 
 /* Trailing metadata of typed errors. basalt-error names the kind, so a
  * router knows what it may retry: "not-leader" and "no-leader" were refused
- * before anything was proposed; "key-not-here" means its shard map is stale. */
+ * before anything was proposed; "key-not-here" means its shard map is stale;
+ * "not-ready" that this replica has no data yet (ask another). */
 #define NODE_TRAILER_ERROR          "basalt-error"
 #define NODE_TRAILER_LEADER_NODE    "basalt-leader-node"
 #define NODE_TRAILER_LEADER_ADDRESS "basalt-leader-address"
@@ -444,6 +445,16 @@ void node_handle_read(node *n, node_in *in) {
     }
     if ((r = node_route(n, in, key, key_len)) == NULL)
         return;
+    if (level == BASALT__V1__CONSISTENCY__CONSISTENCY_EVENTUAL && rlog_applied(r->log) == 0) {
+        /* Nothing applied yet: a replica waiting for its first snapshot (a
+         * shard it missed being made) would answer as if the shard were empty. */
+        rpc_call_add_trailer(in->call, NODE_TRAILER_ERROR, "not-ready");
+        rpc_call_fail(in->call, GRPC_STATUS_UNAVAILABLE,
+                      "shard %llu: the replica on node %llu holds no data yet; read from another",
+                      (unsigned long long)r->shard_id, (unsigned long long)n->id);
+        node_answer(in);
+        return;
+    }
     if (level == BASALT__V1__CONSISTENCY__CONSISTENCY_EVENTUAL) {
         node_serve_read(n, r, in);
         return;

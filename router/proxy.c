@@ -260,6 +260,13 @@ static bool proxy_may_retry(proxy_op *op, const proxy_flight *f, int rc, const r
     const char *leader = rpc_trailer(t, "basalt-leader-node");
 
     *pause = true;
+    if (kind != NULL && strcmp(kind, "not-ready") == 0) {
+        /* That replica has no data yet: any other can answer. */
+        if (op->n_avoid < PROXY_AVOID_MAX && !proxy_avoided(op, f->node))
+            op->avoid[op->n_avoid++] = f->node;
+        *pause = false;
+        return true;
+    }
     if (kind != NULL) {
         /* A fresh leader hint is worth trying at once; a hint naming a node
          * we could not reach means the election is not over. */
@@ -377,6 +384,7 @@ static void proxy_send(proxy_op *op) {
     if (op->hinted_node != 0 && proxy_usable(op, op->hinted_node))
         node = op->hinted_node;
     op->hinted_node = 0;
+    f->node = node;
     rpc_channel *ch = node ? router_node_channel(op->px->state, node) : NULL;
     uint64_t now = router_now_ms();
     if (ch == NULL || now >= op->deadline_ms) {

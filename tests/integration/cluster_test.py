@@ -20,8 +20,8 @@ import unittest
 import grpc
 
 from testlib import (  # noqa: E402
-    Admin, Client, Node, kv_pb2, process_cpu_seconds, raft_pb2, shard_pb2, stop_process,
-    wait_for)
+    Admin, Client, Node, kv_pb2, not_ready, process_cpu_seconds, raft_pb2, shard_pb2,
+    stop_process, wait_for)
 
 NODES = 3
 # A new leader must be in place this soon after the old one dies (election
@@ -110,10 +110,16 @@ class Cluster:
 
 
 def eventual_value(node, key):
+    """The node's own value of key; None when missing or when the node holds
+    no data for it yet."""
     client = Client(node.endpoint)
     try:
         got = client.get(key, EVENTUAL)
         return got.value if got.found else None
+    except grpc.RpcError as e:
+        if not_ready(e):
+            return None
+        raise
     finally:
         client.close()
 
@@ -224,6 +230,27 @@ class ClusterTest(unittest.TestCase):
 
         admin.isolate(raft_pb2.IsolateRequest(isolated=False), timeout=10)
         wait_for(lambda: eventual_value(follower, b"k") == b"new", "the follower to catch up")
+        client.close()
+
+    def test_a_replica_that_applied_nothing_refuses_eventual_reads(self):
+        # A fresh cluster where only node 1 has its replica of shard 2: it
+        # never gets a leader nor applies anything, as a replica waiting for
+        # its first snapshot. It must not answer as if the shard were empty.
+        self.cluster.stop()
+        os.mkdir(os.path.join(self.dir, "lone"))
+        self.cluster = Cluster(os.path.join(self.dir, "lone"))
+        self.cluster.descriptors[2] = shard_pb2.ShardDescriptor(id=2, replicas=[
+            shard_pb2.ReplicaDescriptor(node_id=i, replica_id=200 + i) for i in (1, 2, 3)])
+        lone = self.cluster.nodes[1]
+        self.cluster.create_replica(lone, 2)
+        client = Client(lone.endpoint)
+        for call in (lambda: client.get(b"k", EVENTUAL),
+                     lambda: client.scan(b"", b"", consistency=EVENTUAL)):
+            with self.assertRaises(grpc.RpcError) as caught:
+                call()
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            self.assertIn("holds no data yet", caught.exception.details())
+            self.assertIn(("basalt-error", "not-ready"), caught.exception.trailing_metadata())
         client.close()
 
     def test_write_to_a_cut_off_leader_reports_unknown_outcome(self):

@@ -154,6 +154,12 @@ class Client:
         self.channel.close()
 
 
+def not_ready(error):
+    """Whether a call was refused by a replica that holds no data yet (one
+    waiting for its first snapshot): another time, or another replica."""
+    return ("basalt-error", "not-ready") in (error.trailing_metadata() or ())
+
+
 def kvctl(endpoint, *args):
     return subprocess.run([KVCTL, "--endpoints", endpoint] + list(args), capture_output=True)
 

@@ -64,22 +64,32 @@ int kvctl_status(basalt_client *client, const kvctl_args *a) {
     return rc;
 }
 
-/* A key bound for people: printable as it is, else in hex; "" and "(end)"
- * for the open ends. */
+/* Columns a key bound takes in kvctl shards. */
+#define KVCTL_BOUND_COLUMNS 16
+
+/* A key bound for people, in KVCTL_BOUND_COLUMNS: printable as it is, else in
+ * hex, cut with ".." when longer; "" and "(end)" for the open ends. */
 static void kvctl_print_bound(ProtobufCBinaryData b, const char *empty) {
+    char text[KVCTL_BOUND_COLUMNS + 1];
     bool printable = true;
+    size_t n = 0;
+
     for (size_t i = 0; i < b.len; i++)
         printable = printable && b.data[i] >= 0x21 && b.data[i] < 0x7f;
     if (b.len == 0) {
-        printf("%-16s ", empty);
+        snprintf(text, sizeof(text), "%s", empty);
     } else if (printable) {
-        printf("%-16.*s ", (int)b.len, (const char *)b.data);
+        n = b.len <= KVCTL_BOUND_COLUMNS ? b.len : KVCTL_BOUND_COLUMNS - 2;
+        snprintf(text, sizeof(text), "%.*s%s", (int)n, (const char *)b.data, n < b.len ? ".." : "");
     } else {
-        printf("0x");
-        for (size_t i = 0; i < b.len && i < 7; i++)
-            printf("%02x", b.data[i]);
-        printf("%s ", b.len > 7 ? ".." : "");
+        /* "0x", two digits a byte, and room for "..". */
+        size_t fit = b.len <= (KVCTL_BOUND_COLUMNS - 2) / 2 ? b.len : (KVCTL_BOUND_COLUMNS - 4) / 2;
+        n = (size_t)snprintf(text, sizeof(text), "0x");
+        for (size_t i = 0; i < fit; i++)
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%02x", b.data[i]);
+        snprintf(text + n, sizeof(text) - n, "%s", fit < b.len ? ".." : "");
     }
+    printf("%-*s ", KVCTL_BOUND_COLUMNS, text);
 }
 
 static json_t *kvctl_shard_json(const Basalt__V1__ShardInfo *s) {
