@@ -302,24 +302,34 @@ class LaggingReplicaTest(SplitCase):
         leader_node = list_shards(self.router.endpoint)[0].leader_node_id
         return next(node for node in self.nodes if self.node_id_of(node) == leader_node)
 
-    def wait_for_compaction(self, node, shard_id, first_index):
+    def last_index(self, node, shard_id):
+        admin = Admin(node.endpoint)
+        try:
+            status = admin.status(raft_pb2.NodeStatusRequest(), timeout=10)
+            return next(r.last_index for r in status.replicas if r.descriptor.id == shard_id)
+        finally:
+            admin.close()
+
+    def wait_for_compaction(self, node, shard_id, past):
+        """Waits until node's log of shard_id starts after index `past`."""
         admin = Admin(node.endpoint)
 
         def compacted():
             status = admin.status(raft_pb2.NodeStatusRequest(), timeout=10)
-            return any(r.descriptor.id == shard_id and r.first_index > first_index
+            return any(r.descriptor.id == shard_id and r.first_index > past + 1
                        for r in status.replicas)
         wait_for(compacted, "the leader to compact the log of shard %d" % shard_id)
         admin.close()
 
     def test_split_while_a_snapshot_goes_to_a_lagging_follower(self):
         follower, leader = self.follower(), self.leader()
+        had = self.last_index(follower, 1)
         stop_process(follower.proc)
         try:
             # Far past 4 x 50 entries: the leader drops what the follower
             # lacks, so it will need a snapshot (a few MB, sent in chunks).
             self.write_both_sides(b"bulk", 200, size=10000)
-            self.wait_for_compaction(leader, 1, 300)
+            self.wait_for_compaction(leader, 1, had)
         finally:
             follower.proc.send_signal(signal.SIGCONT)
         self.split("1", "m")
@@ -335,10 +345,11 @@ class LaggingReplicaTest(SplitCase):
         admin.isolate(raft_pb2.IsolateRequest(isolated=True), timeout=10)
         try:
             self.split("1", "m")
+            split_at = self.last_index(leader, 1)
             # The split entry goes from the leader's log: the follower will
             # get shard 1 as it is after the split, and never apply it.
             self.write_both_sides(b"bulk", 200)
-            self.wait_for_compaction(leader, 1, 150)
+            self.wait_for_compaction(leader, 1, split_at)
         finally:
             admin.isolate(raft_pb2.IsolateRequest(isolated=False), timeout=10)
             admin.close()
