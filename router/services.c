@@ -172,6 +172,18 @@ static uint32_t router_leaders_of(const router_state *s, uint64_t node_id) {
     return leaders;
 }
 
+/* Replicas the map places on the node: current right after a split, where
+ * the node's own count waits for its next heartbeat. */
+static uint32_t router_replicas_of(const router_state *s, uint64_t node_id) {
+    uint32_t replicas = 0;
+    for (int i = 0; i < s->n_shards; i++) {
+        const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
+        for (size_t k = 0; k < d->n_replicas; k++)
+            replicas += d->replicas[k]->node_id == node_id;
+    }
+    return replicas;
+}
+
 static void router_fill_nodes(router_state *s, Basalt__V1__NodeInfo *infos,
                               Basalt__V1__NodeInfo **ptrs) {
     uint64_t now = router_now_ms();
@@ -184,7 +196,7 @@ static void router_fill_nodes(router_state *s, Basalt__V1__NodeInfo *infos,
         infos[i].state = n->last_seen_ms && now - n->last_seen_ms < s->down_after_ms
                              ? BASALT__V1__NODE_STATE__NODE_STATE_UP
                              : BASALT__V1__NODE_STATE__NODE_STATE_DOWN;
-        infos[i].replicas = n->replicas;
+        infos[i].replicas = router_replicas_of(s, n->id);
         infos[i].leaders = router_leaders_of(s, n->id);
         ptrs[i] = &infos[i];
     }

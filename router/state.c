@@ -247,7 +247,6 @@ int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
         return BS_ERR_NOT_FOUND; /* it must register first */
     }
     n->last_seen_ms = router_now_ms();
-    n->replicas = (uint32_t)req->n_replicas;
     uint64_t *reported = calloc(req->n_replicas + 1, sizeof(*reported));
     if (reported != NULL) {
         for (size_t i = 0; i < req->n_replicas; i++)

@@ -26,8 +26,7 @@ typedef struct {
     char address[ROUTER_ADDRESS_BYTES];
     char zone[ROUTER_ZONE_BYTES];
     uint64_t last_seen_ms; /* 0: not heard from since the router started */
-    uint32_t replicas;
-    uint64_t *reported; /* the shard ids of its last heartbeat (owned) */
+    uint64_t *reported;    /* the shard ids of its last heartbeat (owned) */
     size_t n_reported;
     rpc_channel *channel;
 } router_node;
