@@ -90,6 +90,8 @@ void node_apply_committed(node *n, node_replica *r) {
             w->applied = true;
             w->existed = existed;
             w->result = result;
+        } else if (w != NULL) {
+            w->superseded = true;
         }
     }
     if (rd->n_committed > 0)

@@ -98,13 +98,16 @@ typedef enum {
 } node_applied_result;
 
 /* A write (or split) proposed by this replica while leader, waiting to be
- * applied. */
+ * applied: it keeps waiting if the replica loses leadership, since the entry
+ * may still commit, until apply tells or its deadline passes. */
 typedef struct {
     raft_index_t index;
     raft_term_t term;
     node_in *in;  /* NULL once answered (by a deadline, say) */
     bool applied; /* its own entry was applied (not another at its index) */
     bool existed; /* deletes: the key existed when it was applied */
+    /* Another entry (of another term) was applied at its index. */
+    bool superseded;
     node_applied_result result;
 } node_pending_write;
 
@@ -352,6 +355,9 @@ bool node_track_write(node_replica *r, raft_index_t index, node_in *in);
 void node_handle_read(node *n, node_in *in);
 void node_fail_pending(node *n, node_replica *r, const char *why_writes, const char *why_reads);
 void node_expire_pending(node *n, node_replica *r, uint64_t now_ms);
+/* Answers the writes proposed in earlier terms that still wait (a replica
+ * that leads again): their outcome is unknown. */
+void node_fail_earlier_writes(node *n, node_replica *r);
 void node_take_read_states(node *n, node_replica *r);
 /* Answers a call refused because this replica does not lead its shard. */
 void node_fail_not_leader(node *n, node_replica *r, rpc_call *call);

@@ -18,9 +18,10 @@
 #include "runtime/log.h"
 
 /* Trailing metadata of typed errors. basalt-error names the kind, so a
- * router knows what it may retry: "not-leader" and "no-leader" were refused
- * before anything was proposed; "key-not-here" means its shard map is stale;
- * "not-ready" that this replica has no data yet (ask another). */
+ * router knows what it may retry: "not-leader", "no-leader" and "not-taken"
+ * were refused before anything was proposed; "not-applied" was proposed but
+ * can never commit; "key-not-here" means its shard map is stale; "not-ready"
+ * that this replica has no data yet (ask another). */
 #define NODE_TRAILER_ERROR          "basalt-error"
 #define NODE_TRAILER_LEADER_NODE    "basalt-leader-node"
 #define NODE_TRAILER_LEADER_ADDRESS "basalt-leader-address"
@@ -187,6 +188,15 @@ void node_handle_write(node *n, node_in *in) {
         return;
     }
     rc = node_propose(r, op, key, value, &index);
+    if (rc == RAFT_ERR_PROPOSAL_DROPPED) {
+        rpc_call_add_trailer(in->call, NODE_TRAILER_ERROR, "not-taken");
+        rpc_call_fail(in->call, GRPC_STATUS_UNAVAILABLE,
+                      "shard %llu did not take the write (its leadership is being handed over, "
+                      "or too much is uncommitted): nothing was written; retry",
+                      (unsigned long long)r->shard_id);
+        node_answer(in);
+        return;
+    }
     if (rc != RAFT_OK) {
         rpc_call_fail(in->call, GRPC_STATUS_UNAVAILABLE, "shard %llu did not take the write: %s",
                       (unsigned long long)r->shard_id, raft_err_message(rc));
@@ -524,6 +534,16 @@ void node_answer_after_apply(node *n, node_replica *r) {
             continue;
         if (w->applied) {
             node_reply_write(n, r, w);
+        } else if (w->superseded) {
+            /* Another entry is committed at its index: by Raft's log
+             * matching, this one never will be. */
+            rpc_call_add_trailer(w->in->call, NODE_TRAILER_ERROR, "not-applied");
+            rpc_call_fail(w->in->call, GRPC_STATUS_UNAVAILABLE,
+                          "shard %llu changed leader and the write was not committed: nothing "
+                          "was written; retry",
+                          (unsigned long long)r->shard_id);
+            node_answer(w->in);
+            w->in = NULL;
         } else {
             /* Another entry took its index, or a snapshot covered it: it may
              * or may not have committed. */
@@ -546,7 +566,7 @@ void node_answer_after_apply(node *n, node_replica *r) {
 
 void node_fail_pending(node *n, node_replica *r, const char *why_writes, const char *why_reads) {
     (void)n;
-    for (size_t i = 0; i < r->n_writes; i++) {
+    for (size_t i = 0; why_writes != NULL && i < r->n_writes; i++) {
         if (r->writes[i].in != NULL) {
             rpc_call_fail(r->writes[i].in->call, GRPC_STATUS_UNAVAILABLE, "shard %llu: %s",
                           (unsigned long long)r->shard_id, why_writes);
@@ -560,6 +580,24 @@ void node_fail_pending(node *n, node_replica *r, const char *why_writes, const c
                           (unsigned long long)r->shard_id, why_reads);
             node_answer(r->reads[i].in);
             r->reads[i].in = NULL;
+        }
+    }
+    node_compact_pending(r);
+}
+
+void node_fail_earlier_writes(node *n, node_replica *r) {
+    raft_term_t term = raft_term(r->raft);
+
+    (void)n;
+    for (size_t i = 0; i < r->n_writes; i++) {
+        node_in *in = r->writes[i].in;
+        if (in != NULL && r->writes[i].term < term) {
+            rpc_call_fail(in->call, GRPC_STATUS_UNAVAILABLE,
+                          "shard %llu changed leader twice before the write was known to commit: "
+                          "its outcome is unknown",
+                          (unsigned long long)r->shard_id);
+            node_answer(in);
+            r->writes[i].in = NULL;
         }
     }
     node_compact_pending(r);
