@@ -41,6 +41,10 @@ static void admin_split_replica(rpc_call *call, const ProtobufCMessage *request,
     node_submit(n, NODE_IN_SPLIT, call, request);
 }
 
+static void admin_hand_over(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+    node_submit(ctx, NODE_IN_HAND_OVER, call, request);
+}
+
 static void admin_status(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     node_submit(ctx, NODE_IN_STATUS, call, request);
 }
@@ -74,6 +78,8 @@ int admin_service_register(rpc_server *server, node *n) {
         {"/basalt.v1.NodeAdmin/Isolate", &basalt__v1__isolate_request__descriptor, admin_isolate},
         {"/basalt.v1.NodeAdmin/SplitReplica", &basalt__v1__split_replica_request__descriptor,
          admin_split_replica},
+        {"/basalt.v1.NodeAdmin/HandOverLeadership",
+         &basalt__v1__hand_over_leadership_request__descriptor, admin_hand_over},
     };
     int rc;
 

@@ -225,6 +225,37 @@ static void node_handle_admin(node *n, node_in *in) {
     free(in);
 }
 
+/* Starts Raft's leader transfer to the replica on the asked node. */
+static void node_handle_hand_over(node *n, node_in *in) {
+    const Basalt__V1__HandOverLeadershipRequest *req = (const void *)in->request;
+    Basalt__V1__HandOverLeadershipResponse resp = BASALT__V1__HAND_OVER_LEADERSHIP_RESPONSE__INIT;
+    node_replica *r = node_replica_by_shard(n, req->shard_id);
+    uint64_t target = 0;
+
+    for (size_t i = 0; r != NULL && i < r->desc->n_replicas; i++) {
+        const Basalt__V1__ReplicaDescriptor *rd = r->desc->replicas[i];
+        if (rd->node_id == req->to_node_id &&
+            rd->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER)
+            target = rd->replica_id;
+    }
+    if (r == NULL)
+        rpc_call_fail(in->call, GRPC_STATUS_NOT_FOUND, "no replica of shard %llu here",
+                      (unsigned long long)req->shard_id);
+    else if (raft_get_role(r->raft) != RAFT_LEADER)
+        node_fail_not_leader(n, r, in->call);
+    else if (target == 0)
+        rpc_call_fail(in->call, GRPC_STATUS_INVALID_ARGUMENT,
+                      "shard %llu has no voting replica on node %llu",
+                      (unsigned long long)req->shard_id, (unsigned long long)req->to_node_id);
+    else if (target != r->replica_id && raft_transfer_leader(r->raft, target) != RAFT_OK)
+        rpc_call_fail(in->call, GRPC_STATUS_UNAVAILABLE,
+                      "shard %llu cannot hand over its leadership now; retry",
+                      (unsigned long long)req->shard_id);
+    else
+        rpc_call_reply(in->call, &resp.base);
+    free(in);
+}
+
 static void node_handle_isolate(node *n, node_in *in) {
     Basalt__V1__IsolateResponse resp = BASALT__V1__ISOLATE_RESPONSE__INIT;
 
@@ -261,6 +292,9 @@ static void node_dispatch(node *n, node_in *in) {
         break;
     case NODE_IN_SPLIT:
         node_handle_split(n, in);
+        break;
+    case NODE_IN_HAND_OVER:
+        node_handle_hand_over(n, in);
         break;
     default:
         node_handle_admin(n, in);

@@ -63,6 +63,7 @@ typedef enum {
     NODE_IN_SNAPSHOT_RECEIVED,
     NODE_IN_SNAPSHOT_SENT,
     NODE_IN_SPLIT,
+    NODE_IN_HAND_OVER,
 } node_in_kind;
 
 /* One request for the loop. Requests from calls point into the call's own

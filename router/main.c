@@ -39,13 +39,14 @@ typedef struct {
     const char *zone;
     uint64_t split_size_mb;
     uint64_t split_qps;
+    bool balance_leaders;
 } router_config;
 
 static void router_usage(FILE *out) {
     fprintf(out,
             "usage: router [--listen HOST:PORT] [--data-dir DIR] [--replicas N]\n"
             "              [--node-down-after-ms MS] [--zone NAME] [--split-size-mb MB]\n"
-            "              [--split-qps N] [--log-level LEVEL]\n"
+            "              [--split-qps N] [--balance-leaders on|off] [--log-level LEVEL]\n"
             "\n"
             "Basalt's router: serves basalt.v1.KV by forwarding to the kvnodes.\n"
             "\n"
@@ -60,6 +61,8 @@ static void router_usage(FILE *out) {
             "  --split-size-mb MB        split a shard larger than this (default 64; 0: never)\n"
             "  --split-qps N             split a shard serving more requests a second than\n"
             "                            this for 10 s (default 2000; 0: never)\n"
+            "  --balance-leaders on|off  hand leaderships over so that no node leads more\n"
+            "                            than one shard over another (default on)\n"
             "  --log-level LEVEL         debug, info, warn or error (default info)\n");
 }
 
@@ -72,6 +75,7 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
         {"zone", required_argument, NULL, 'z'},
         {"split-size-mb", required_argument, NULL, 'S'},
         {"split-qps", required_argument, NULL, 'Q'},
+        {"balance-leaders", required_argument, NULL, 'B'},
         {"log-level", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -86,7 +90,8 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
                            ROUTER_DOWN_AFTER_DEFAULT,
                            "",
                            ROUTER_SPLIT_SIZE_MB_DEFAULT,
-                           ROUTER_SPLIT_QPS_DEFAULT};
+                           ROUTER_SPLIT_QPS_DEFAULT,
+                           true};
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
@@ -132,6 +137,13 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
                 fprintf(stderr, "router: --split-qps takes 0 to %d\n", ROUTER_SPLIT_QPS_MAX);
                 return ROUTER_EXIT_USAGE;
             }
+            break;
+        case 'B':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "router: --balance-leaders takes on or off\n");
+                return ROUTER_EXIT_USAGE;
+            }
+            cfg->balance_leaders = strcmp(optarg, "on") == 0;
             break;
         case 'v':
             if (log_parse_level(optarg, &level) != 0) {
@@ -197,8 +209,8 @@ int main(int argc, char **argv) {
              cfg.listen, rpc_server_port(server), cfg.data_dir, cfg.zone[0] ? ", zone " : "",
              cfg.zone);
     state.split_qps = cfg.split_qps;
-    router_splitter *splitter =
-        router_splitter_start(&state, cfg.split_size_mb * 1024 * 1024, cfg.split_qps);
+    router_splitter *splitter = router_splitter_start(&state, cfg.split_size_mb * 1024 * 1024,
+                                                      cfg.split_qps, cfg.balance_leaders);
     if (splitter == NULL)
         log_warn("cannot start the splitter: shards split only when asked (kvctl split)");
 

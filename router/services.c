@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "basalt/v1/raft.pb-c.h"
+#include "router/balance.h"
 #include "router/split.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -277,6 +278,8 @@ int router_admin_service_register(rpc_server *server, router_state *s) {
          router_list_shards},
         {"/basalt.v1.Admin/SplitShard", &basalt__v1__split_shard_request__descriptor,
          router_split_shard_call},
+        {"/basalt.v1.Admin/TransferLeader", &basalt__v1__transfer_leader_request__descriptor,
+         router_transfer_leader_call},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         int rc = rpc_server_add_method(server, methods[i].path, methods[i].request,

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "basalt/v1/raft.pb-c.h"
+#include "router/balance.h"
 #include "runtime/error.h"
 #include "runtime/kv_limits.h"
 #include "runtime/log.h"
@@ -269,6 +270,7 @@ struct router_splitter {
     router_state *state;
     uint64_t max_bytes;
     uint64_t max_qps;
+    bool balance_leaders;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -338,6 +340,8 @@ static void *router_splitter_main(void *arg) {
     router_splitter *sp = arg;
     uint64_t ids[ROUTER_SPLITS_IN_FLIGHT_MAX];
 
+    uint64_t next_balance_ms = router_now_ms() + ROUTER_BALANCE_CHECK_MS;
+
     while (router_splitter_wait(sp)) {
         /* One split at a time from here: a shard that keeps growing splits
          * again at its next check, once its halves report their sizes. */
@@ -350,16 +354,22 @@ static void *router_splitter_main(void *arg) {
             router_split_result_free(&res);
         }
         router_repair_missing(sp->state);
+        if (sp->balance_leaders && router_now_ms() >= next_balance_ms) {
+            router_balance_leaders(sp->state);
+            next_balance_ms = router_now_ms() + ROUTER_BALANCE_CHECK_MS;
+        }
     }
     return NULL;
 }
 
-router_splitter *router_splitter_start(router_state *s, uint64_t max_bytes, uint64_t max_qps) {
+router_splitter *router_splitter_start(router_state *s, uint64_t max_bytes, uint64_t max_qps,
+                                       bool balance_leaders) {
     router_splitter *sp = calloc(1, sizeof(*sp));
 
     if (sp == NULL)
         return NULL;
-    *sp = (router_splitter){.state = s, .max_bytes = max_bytes, .max_qps = max_qps};
+    *sp = (router_splitter){
+        .state = s, .max_bytes = max_bytes, .max_qps = max_qps, .balance_leaders = balance_leaders};
     pthread_mutex_init(&sp->lock, NULL);
     pthread_cond_init(&sp->wake, NULL);
     if (pthread_create(&sp->thread, NULL, router_splitter_main, sp) != 0) {

@@ -6,6 +6,7 @@
 #ifndef BASALT_ROUTER_SPLIT_H
 #define BASALT_ROUTER_SPLIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "basalt/v1/admin.pb-c.h"
@@ -47,8 +48,12 @@ void router_split_shard_call(rpc_call *call, const ProtobufCMessage *request, vo
 
 typedef struct router_splitter router_splitter;
 
-/* Starts the splitter (max_bytes or max_qps 0: that trigger is off). */
-router_splitter *router_splitter_start(router_state *s, uint64_t max_bytes, uint64_t max_qps);
+/* Starts the splitter thread (max_bytes or max_qps 0: that trigger is off).
+ * Each second it also makes replicas a split did not make (see
+ * router_missing_replicas), and every ROUTER_BALANCE_CHECK_MS it balances
+ * leaders when balance_leaders is set. */
+router_splitter *router_splitter_start(router_state *s, uint64_t max_bytes, uint64_t max_qps,
+                                       bool balance_leaders);
 void router_splitter_stop(router_splitter *sp);
 
 #endif

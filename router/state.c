@@ -443,6 +443,68 @@ int router_missing_replicas(router_state *s, uint64_t settled_ms, router_missing
     return n;
 }
 
+static bool router_node_up_locked(const router_state *s, const router_node *n, uint64_t now) {
+    return n->last_seen_ms && now - n->last_seen_ms < s->down_after_ms;
+}
+
+static int router_leader_count(const router_state *s, uint64_t node_id) {
+    int count = 0;
+    for (int i = 0; i < s->n_shards; i++)
+        count += s->shards[i].leader_node == node_id;
+    return count;
+}
+
+/* The up node holding a voting replica of d that leads the fewest shards;
+ * 0 when none. */
+static uint64_t router_least_leading_voter(router_state *s, const Basalt__V1__ShardDescriptor *d,
+                                           uint64_t now, int *leads) {
+    uint64_t best = 0;
+
+    for (size_t k = 0; k < d->n_replicas; k++) {
+        const Basalt__V1__ReplicaDescriptor *rd = d->replicas[k];
+        const router_node *n = router_node_of(s, rd->node_id);
+        if (n == NULL || !router_node_up_locked(s, n, now) ||
+            rd->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER)
+            continue;
+        int count = router_leader_count(s, n->id);
+        if (best == 0 || count < *leads) {
+            best = n->id;
+            *leads = count;
+        }
+    }
+    return best;
+}
+
+bool router_pick_leader_move(router_state *s, int spread_max, uint64_t *shard_id,
+                             uint64_t *to_node) {
+    uint64_t now = router_now_ms(), busiest = 0;
+    int most = 0;
+    bool found = false;
+
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_nodes; i++) {
+        int count = router_leader_count(s, s->nodes[i].id);
+        if (router_node_up_locked(s, &s->nodes[i], now) && count > most) {
+            most = count;
+            busiest = s->nodes[i].id;
+        }
+    }
+    for (int i = 0; busiest != 0 && i < s->n_shards && !found; i++) {
+        const router_shard *sh = &s->shards[i];
+        int leads = 0;
+        if (sh->leader_node != busiest || sh->splitting)
+            continue;
+        uint64_t to = router_least_leading_voter(s, sh->desc, now, &leads);
+        if (to != 0 && most - leads > spread_max) {
+            *shard_id = sh->desc->id;
+            *to_node = to;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
 bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n) {
     bool go = false;
 

@@ -154,6 +154,12 @@ typedef struct {
 int router_missing_replicas(router_state *s, uint64_t settled_ms, router_missing_replica *out,
                             int cap);
 
+/* A leadership to move for balance: from the up node leading the most
+ * shards to an up node leading at least spread_max + 1 fewer that holds a
+ * voting replica of the shard. False when the leaders are balanced. */
+bool router_pick_leader_move(router_state *s, int spread_max, uint64_t *shard_id,
+                             uint64_t *to_node);
+
 /* True once (and only once) the cluster has enough nodes and no shard: the
  * caller then creates shard 1. *nodes receives the chosen node ids. */
 bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n);

@@ -12,7 +12,7 @@ import unittest
 
 import grpc
 
-from router_test import EVENTUAL, STRONG, ClusterCase, list_shards
+from router_test import EVENTUAL, STRONG, ClusterCase, cluster_status, list_shards
 from testlib import Admin, Client, kvctl, not_ready, raft_pb2, stop_process, wait_for
 
 # Keys the load uses: k000000 .. k099999, each written once.
@@ -239,6 +239,40 @@ class LoadSplitTest(SplitCase):
             self.assertIn("splitting shard 1", self.router.log())
         self.shards_cover_everything(list_shards(self.router.endpoint))
         self.check_everything_there(load)
+
+
+class LeaderBalanceTest(SplitCase):
+    ROUTER_ARGS = ("--split-size-mb", "0", "--split-qps", "0")
+
+    def leaders_per_node(self):
+        return sorted(n.leaders for n in cluster_status(self.router.endpoint).nodes)
+
+    def test_leaders_spread_by_themselves_and_hand_over_on_request(self):
+        with Load(self.router.endpoint) as load:
+            for n in range(8):
+                # Every split leaves both halves led by the same node.
+                key = b"k%06d" % (10000 * (n + 1))
+                self.split(str(shard_of(self.router.endpoint, key).id), key.decode())
+            wait_for(lambda: self.leaders_per_node() == [3, 3, 3],
+                     "the balancer to spread 9 leaders over 3 nodes", 60)
+            # By hand: shard 1 to another node, which then leads it.
+            shard = list_shards(self.router.endpoint)[0]
+            to = next(r.node_id for r in shard.descriptor.replicas
+                      if r.node_id != shard.leader_node_id)
+            out = kvctl(self.router.endpoint, "--output", "json", "transfer-leader",
+                        str(shard.descriptor.id), str(to))
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(json.loads(out.stdout)["shard"]["leader"], to)
+            before = len(load.acked)
+            wait_for(lambda: len(load.acked) >= before + 50, "writes after the hand-overs")
+        # The hand-overs cost the clients nothing.
+        self.check_everything_there(load)
+        for args, code, why in [(("99", "1"), 3, b"no such shard"),
+                                (("1", "99"), 3, b"no voting replica"),
+                                (("1", "x"), 2, b"ids"), (("1",), 2, b"")]:
+            out = kvctl(self.router.endpoint, "transfer-leader", *args)
+            self.assertEqual(out.returncode, code, (args, out.stderr))
+            self.assertIn(why, out.stderr)
 
 
 class LaggingReplicaTest(SplitCase):

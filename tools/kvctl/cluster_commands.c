@@ -1,5 +1,5 @@
-/* cluster_commands: kvctl status, shards and split, from the router's Admin
- * service. */
+/* cluster_commands: kvctl status, shards, split and transfer-leader, from the
+ * router's Admin service. */
 #include "tools/kvctl/cluster_commands.h"
 
 #include <stdio.h>
@@ -169,6 +169,38 @@ int kvctl_split(basalt_client *client, const kvctl_args *a) {
         kvctl_print_shard_header();
         kvctl_print_shard(resp->left);
         kvctl_print_shard(resp->right);
+    }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}
+
+int kvctl_transfer_leader(basalt_client *client, const kvctl_args *a) {
+    Basalt__V1__TransferLeaderRequest req = BASALT__V1__TRANSFER_LEADER_REQUEST__INIT;
+    Basalt__V1__TransferLeaderResponse *resp;
+    uint64_t shard, node;
+
+    if (parse_u64(a->positionals[0], 1, UINT64_MAX, &shard) != 0 ||
+        parse_u64(a->positionals[1], 1, UINT64_MAX, &node) != 0) {
+        fprintf(stderr, "kvctl transfer-leader: SHARD_ID and NODE_ID are ids (numbers above 0)\n");
+        return KVCTL_EXIT_USAGE;
+    }
+    req.shard_id = shard;
+    req.node_id = node;
+    int rc =
+        kvctl_admin(client, "transfer-leader", "/basalt.v1.Admin/TransferLeader", &req.base,
+                    &basalt__v1__transfer_leader_response__descriptor, (ProtobufCMessage **)&resp);
+    if (rc != KVCTL_EXIT_OK)
+        return rc;
+    if (resp->shard == NULL || resp->shard->descriptor == NULL) {
+        fprintf(stderr, "kvctl transfer-leader: the router's answer lacks the shard\n");
+        rc = KVCTL_EXIT_FAILED;
+    } else if (a->output == KVCTL_OUTPUT_JSON) {
+        rc = output_json(json_pack("{s:o}", "shard", kvctl_shard_json(resp->shard)))
+                 ? KVCTL_EXIT_FAILED
+                 : KVCTL_EXIT_OK;
+    } else {
+        kvctl_print_shard_header();
+        kvctl_print_shard(resp->shard);
     }
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     return rc;

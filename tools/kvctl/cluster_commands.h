@@ -13,4 +13,7 @@ int kvctl_shards(basalt_client *client, const kvctl_args *args);
 /* Splits a shard (at KEY, or at its middle by size) and shows both halves. */
 int kvctl_split(basalt_client *client, const kvctl_args *args);
 
+/* Hands a shard's leadership to a node and shows the shard. */
+int kvctl_transfer_leader(basalt_client *client, const kvctl_args *args);
+
 #endif

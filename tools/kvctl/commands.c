@@ -193,6 +193,10 @@ static const kvctl_command kvctl_commands[] = {
      "split a shard in two while it serves: the new shard takes the keys from KEY on (no KEY: "
      "the shard's middle by size); shows both",
      1, 2, 0, kvctl_split},
+    {"transfer-leader", "SHARD_ID NODE_ID",
+     "hand the shard's leadership to its replica on NODE_ID; shows the shard once that node leads "
+     "it",
+     2, 2, 0, kvctl_transfer_leader},
     {"import", "FILE",
      "load key<TAB>value lines from FILE (- for stdin), many at once; malformed lines are "
      "reported by number and skipped",
@@ -223,7 +227,7 @@ void kvctl_print_usage(FILE *out) {
     fprintf(out, "usage: kvctl [global flags] COMMAND [ARGS]\n\n"
                  "Basalt's command line client.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(kvctl_commands) / sizeof(kvctl_commands[0]); i++)
-        fprintf(out, "  %-7s %s\n", kvctl_commands[i].name, kvctl_commands[i].synopsis);
+        fprintf(out, "  %-15s %s\n", kvctl_commands[i].name, kvctl_commands[i].synopsis);
     fprintf(out, "\n'kvctl COMMAND --help' says more about a command.\n");
     kvctl_print_global_flags(out);
 }

@@ -1,0 +1,193 @@
+/* balance: leader hand-overs, asked for and automatic. */
+#include "router/balance.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "basalt/v1/admin.pb-c.h"
+#include "basalt/v1/raft.pb-c.h"
+#include "runtime/error.h"
+#include "runtime/log.h"
+
+/* How often a hand-over's progress is looked at. */
+#define ROUTER_TRANSFER_POLL_MS 50
+
+static void router_transfer_fail(router_transfer_result *out, grpc_status_code code,
+                                 const char *message) {
+    out->code = code;
+    snprintf(out->message, sizeof(out->message), "%s", message);
+}
+
+static void router_pause_ms(uint64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Whether node_id reports that it leads shard_id now (asked directly: the
+ * map waits for heartbeats). */
+static bool router_node_leads(router_state *s, uint64_t node_id, uint64_t shard_id) {
+    Basalt__V1__NodeStatusRequest req = BASALT__V1__NODE_STATUS_REQUEST__INIT;
+    Basalt__V1__NodeStatusResponse *resp = NULL;
+    rpc_channel *ch = router_node_channel(s, node_id);
+    rpc_status st;
+    bool leads = false;
+
+    if (ch == NULL || rpc_unary(ch, "/basalt.v1.NodeAdmin/Status", &req.base,
+                                &basalt__v1__node_status_response__descriptor,
+                                ROUTER_TRANSFER_POLL_MS * 20, (ProtobufCMessage **)&resp, &st) != 0)
+        return false;
+    for (size_t i = 0; i < resp->n_replicas; i++) {
+        const Basalt__V1__ReplicaStatus *r = resp->replicas[i];
+        if (r->descriptor != NULL && r->descriptor->id == shard_id && r->is_leader)
+            leads = true;
+    }
+    basalt__v1__node_status_response__free_unpacked(resp, NULL);
+    return leads;
+}
+
+/* Asks the replicas in turn (the known leader first) until the leader takes
+ * the hand-over; the others refuse naming it. */
+static int router_ask_hand_over(router_state *s, const Basalt__V1__ShardDescriptor *d,
+                                uint64_t leader, uint64_t node_id, uint64_t deadline,
+                                rpc_status *st) {
+    Basalt__V1__HandOverLeadershipRequest req = BASALT__V1__HAND_OVER_LEADERSHIP_REQUEST__INIT;
+    int rc = BS_ERR_UNAVAILABLE;
+
+    req.shard_id = d->id;
+    req.to_node_id = node_id;
+    for (size_t attempt = 0; router_now_ms() < deadline; attempt++) {
+        uint64_t ask =
+            attempt == 0 && leader != 0 ? leader : d->replicas[attempt % d->n_replicas]->node_id;
+        rpc_channel *ch = router_node_channel(s, ask);
+        ProtobufCMessage *resp = NULL;
+        if (ch == NULL) {
+            router_pause_ms(ROUTER_TRANSFER_POLL_MS);
+            continue;
+        }
+        rc = rpc_unary(ch, "/basalt.v1.NodeAdmin/HandOverLeadership", &req.base,
+                       &basalt__v1__hand_over_leadership_response__descriptor,
+                       (int64_t)(deadline - router_now_ms()), &resp, st);
+        if (resp)
+            protobuf_c_message_free_unpacked(resp, NULL);
+        if (rc == 0 || rc != BS_ERR_UNAVAILABLE)
+            return rc;
+        if ((attempt + 1) % d->n_replicas == 0)
+            router_pause_ms(ROUTER_TRANSFER_POLL_MS);
+    }
+    return rc;
+}
+
+static bool router_has_voter_on(const Basalt__V1__ShardDescriptor *d, uint64_t node_id) {
+    for (size_t i = 0; i < d->n_replicas; i++) {
+        if (d->replicas[i]->node_id == node_id &&
+            d->replicas[i]->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER)
+            return true;
+    }
+    return false;
+}
+
+void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id,
+                            router_transfer_result *out) {
+    uint64_t leader = 0, deadline = router_now_ms() + ROUTER_TRANSFER_TIMEOUT_MS;
+    Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
+    rpc_status st = {GRPC_STATUS_UNAVAILABLE, "no replica of the shard could be reached"};
+
+    memset(out, 0, sizeof(*out));
+    if (d == NULL) {
+        router_transfer_fail(out, GRPC_STATUS_NOT_FOUND, "no such shard in the cluster");
+        return;
+    }
+    if (!router_has_voter_on(d, node_id)) {
+        router_transfer_fail(out, GRPC_STATUS_INVALID_ARGUMENT,
+                             "the node holds no voting replica of the shard");
+    } else if (!router_node_is_up(s, node_id)) {
+        router_transfer_fail(out, GRPC_STATUS_UNAVAILABLE, "the node is down");
+    } else if (leader != node_id || !router_node_leads(s, node_id, shard_id)) {
+        if (router_ask_hand_over(s, d, leader, node_id, deadline, &st) != 0) {
+            router_transfer_fail(out, st.code, st.message);
+        } else {
+            while (!router_node_leads(s, node_id, shard_id) && router_now_ms() < deadline)
+                router_pause_ms(ROUTER_TRANSFER_POLL_MS);
+            if (router_node_leads(s, node_id, shard_id))
+                router_set_leader(s, shard_id, node_id);
+            else
+                router_transfer_fail(out, GRPC_STATUS_UNAVAILABLE,
+                                     "the hand-over did not finish in time (the node may be "
+                                     "behind); the old leader keeps the shard");
+        }
+    }
+    if (out->code == GRPC_STATUS_OK)
+        log_info("shard %llu is led by node %llu", (unsigned long long)shard_id,
+                 (unsigned long long)node_id);
+    basalt__v1__shard_descriptor__free_unpacked(d, NULL);
+}
+
+/* ---- Admin.TransferLeader ---- */
+
+typedef struct {
+    router_state *state;
+    rpc_call *call;
+    const Basalt__V1__TransferLeaderRequest *req;
+} router_transfer_job;
+
+static void *router_transfer_job_main(void *arg) {
+    router_transfer_job *job = arg;
+    router_transfer_result res;
+    uint64_t leader = 0;
+
+    router_transfer_leader(job->state, job->req->shard_id, job->req->node_id, &res);
+    Basalt__V1__ShardDescriptor *d = router_shard_copy(job->state, job->req->shard_id, &leader);
+    if (res.code != GRPC_STATUS_OK || d == NULL) {
+        rpc_call_fail(job->call, res.code != GRPC_STATUS_OK ? res.code : GRPC_STATUS_NOT_FOUND,
+                      "shard %llu to node %llu: %s", (unsigned long long)job->req->shard_id,
+                      (unsigned long long)job->req->node_id,
+                      res.code != GRPC_STATUS_OK ? res.message : "the shard is gone");
+    } else {
+        Basalt__V1__TransferLeaderResponse resp = BASALT__V1__TRANSFER_LEADER_RESPONSE__INIT;
+        Basalt__V1__ShardInfo info = BASALT__V1__SHARD_INFO__INIT;
+        info.descriptor = d;
+        info.leader_node_id = leader;
+        resp.shard = &info;
+        rpc_call_reply(job->call, &resp.base);
+    }
+    if (d)
+        basalt__v1__shard_descriptor__free_unpacked(d, NULL);
+    free(job);
+    return NULL;
+}
+
+void router_transfer_leader_call(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+    router_transfer_job *job = calloc(1, sizeof(*job));
+    pthread_t thread;
+
+    if (job == NULL) {
+        rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "router out of memory");
+        return;
+    }
+    *job = (router_transfer_job){ctx, call, (const void *)request};
+    if (pthread_create(&thread, NULL, router_transfer_job_main, job) != 0) {
+        free(job);
+        rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "router cannot start a thread");
+        return;
+    }
+    pthread_detach(thread);
+}
+
+/* ---- the balancer ---- */
+
+void router_balance_leaders(router_state *s) {
+    uint64_t shard, to;
+    router_transfer_result res;
+
+    if (!router_pick_leader_move(s, ROUTER_LEADER_SPREAD_MAX, &shard, &to))
+        return;
+    log_info("balancing leaders: shard %llu to node %llu", (unsigned long long)shard,
+             (unsigned long long)to);
+    router_transfer_leader(s, shard, to, &res);
+    if (res.code != GRPC_STATUS_OK)
+        log_warn("balancing leaders: shard %llu to node %llu failed: %s", (unsigned long long)shard,
+                 (unsigned long long)to, res.message);
+}
