@@ -307,17 +307,19 @@ static void node_dispatch(node *n, node_in *in) {
 /* Fails what waited on a replica that lost leadership; reads state changes. */
 static void node_watch_role(node *n, node_replica *r) {
     raft_role role = raft_get_role(r->raft);
+    bool new_term = raft_term(r->raft) != r->last_term;
 
-    /* Reads wait for a ReadIndex that will not come. Writes wait on: the
+    /* (A term may pass within one turn of the loop: compare terms too.)
+     * Reads wait for a ReadIndex that will not come. Writes wait on: the
      * entry may still commit under the next leader, and apply says whether
      * it did. */
-    if (r->last_role == RAFT_LEADER && role != RAFT_LEADER)
+    if (r->last_role == RAFT_LEADER && (role != RAFT_LEADER || new_term))
         node_fail_pending(n, r, NULL, "leadership was lost before the read was confirmed");
     /* Leading again: writes of an earlier term still waiting go (their
      * outcome unknown), so the pending writes stay in index order. */
-    if (r->last_role != RAFT_LEADER && role == RAFT_LEADER)
+    if (role == RAFT_LEADER && (r->last_role != RAFT_LEADER || new_term))
         node_fail_earlier_writes(n, r);
-    if (role != r->last_role || raft_term(r->raft) != r->last_term)
+    if (role != r->last_role || new_term)
         log_info("shard %llu: replica %llu is %s in term %llu (leader %llu)",
                  (unsigned long long)r->shard_id, (unsigned long long)r->replica_id,
                  raft_role_name(role), (unsigned long long)raft_term(r->raft),
