@@ -81,6 +81,11 @@ void node_submit(node *n, node_in_kind kind, rpc_call *call, const ProtobufCMess
     in->call = call;
     in->request = request;
     in->deadline_ms = node_deadline_ms(call);
+    /* A write waits for its entry to apply, even past a change of leader: a
+     * caller that set no deadline gets one, rather than a wait that a node
+     * cut off from its peers would never end. */
+    if (in->deadline_ms == 0 && (kind == NODE_IN_PUT || kind == NODE_IN_DELETE))
+        in->deadline_ms = node_now_ms() + NODE_WRITE_WAIT_MAX_MS;
     in->bytes = kind == NODE_IN_PUT ? protobuf_c_message_get_packed_size(request) : 0;
     if (!node_push(n, in)) {
         free(in);
@@ -635,6 +640,7 @@ void node_free(node *n) {
     kvs_batch_free(n->persist_batch);
     kvs_batch_free(n->apply_batch);
     kvs_batch_free(n->compact_batch);
+    free(n->new_shards);
     pthread_cond_destroy(&n->wake);
     pthread_mutex_destroy(&n->lock);
     free(n);

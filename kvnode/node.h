@@ -41,6 +41,8 @@
  * bound (Raft messages are dropped, and resent). */
 #define NODE_INBOX_MAX       65536
 #define NODE_INBOX_BYTES_MAX (256u * 1024 * 1024)
+/* How long a write without a deadline of its own waits at most. */
+#define NODE_WRITE_WAIT_MAX_MS (60 * 1000)
 /* Writes and strong reads waiting on one replica at most. */
 #define NODE_PENDING_MAX 65536
 /* Raft limits of every replica. */
@@ -193,10 +195,8 @@ typedef struct {
     raft_msg msg; /* owned */
 } node_stashed_msg;
 
-/* Splits applied during one apply pass, whose new replicas start once the
+/* A split applied during one apply pass, whose new replica starts once the
  * apply batch is written. */
-#define NODE_SPLITS_PER_PASS_MAX 64
-
 typedef struct {
     Basalt__V1__ShardDescriptor *desc; /* owned: the new shard */
     uint64_t replica_id;
@@ -248,8 +248,10 @@ struct node {
 
     node_stashed_msg stash[NODE_STASH_MAX];
     int n_stash;
-    node_new_shard new_shards[NODE_SPLITS_PER_PASS_MAX];
+    node_new_shard *new_shards; /* grows as needed: a node back after missing
+                                   many splits applies them all in one pass */
     int n_new_shards;
+    int cap_new_shards;
 
     /* Counters (read by Status, written by the loop; relaxed is fine). */
     uint64_t loop_iterations;

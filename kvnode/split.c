@@ -253,6 +253,18 @@ static int node_split_left(node_replica *r, ProtobufCBinaryData key) {
     return 0;
 }
 
+static bool node_new_shard_room(node *n) {
+    if (n->n_new_shards < n->cap_new_shards)
+        return true;
+    int cap = n->cap_new_shards ? 2 * n->cap_new_shards : 8;
+    node_new_shard *grown = realloc(n->new_shards, (size_t)cap * sizeof(*grown));
+    if (grown == NULL)
+        return false;
+    n->new_shards = grown;
+    n->cap_new_shards = cap;
+    return true;
+}
+
 static uint64_t node_split_my_replica(node *n, const Basalt__V1__ShardDescriptor *right) {
     for (size_t i = 0; i < right->n_replicas; i++) {
         if (right->replicas[i]->node_id == n->id)
@@ -273,8 +285,7 @@ node_applied_result node_apply_split(node *n, node_replica *r, const Basalt__V1_
         return NODE_APPLIED_STALE_SPLIT;
     }
     Basalt__V1__ShardDescriptor *right = node_split_right(r->desc, cmd);
-    if (right == NULL || n->n_new_shards == NODE_SPLITS_PER_PASS_MAX ||
-        node_split_left(r, cmd->key) != 0) {
+    if (right == NULL || !node_new_shard_room(n) || node_split_left(r, cmd->key) != 0) {
         /* Going on would leave this replica unlike the others. */
         log_error("shard %llu: cannot apply a split (out of memory): stopping",
                   (unsigned long long)r->shard_id);

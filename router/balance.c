@@ -13,7 +13,7 @@
 #include "runtime/log.h"
 
 /* How often a hand-over's progress is looked at. */
-#define ROUTER_TRANSFER_POLL_MS 50
+#define ROUTER_TRANSFER_POLL_MS 100
 
 static void router_transfer_fail(router_transfer_result *out, grpc_status_code code,
                                  const char *message) {
@@ -26,26 +26,26 @@ static void router_pause_ms(uint64_t ms) {
     nanosleep(&ts, NULL);
 }
 
-/* Whether node_id reports that it leads shard_id now (asked directly: the
- * map waits for heartbeats). */
-static bool router_node_leads(router_state *s, uint64_t node_id, uint64_t shard_id) {
+/* The term in which node_id leads shard_id now, or 0 when it does not
+ * (asked directly: the map waits for heartbeats). */
+static uint64_t router_node_leads(router_state *s, uint64_t node_id, uint64_t shard_id) {
     Basalt__V1__NodeStatusRequest req = BASALT__V1__NODE_STATUS_REQUEST__INIT;
     Basalt__V1__NodeStatusResponse *resp = NULL;
     rpc_channel *ch = router_node_channel(s, node_id);
+    uint64_t term = 0;
     rpc_status st;
-    bool leads = false;
 
     if (ch == NULL || rpc_unary(ch, "/basalt.v1.NodeAdmin/Status", &req.base,
                                 &basalt__v1__node_status_response__descriptor,
                                 ROUTER_TRANSFER_POLL_MS * 20, (ProtobufCMessage **)&resp, &st) != 0)
-        return false;
+        return 0;
     for (size_t i = 0; i < resp->n_replicas; i++) {
         const Basalt__V1__ReplicaStatus *r = resp->replicas[i];
         if (r->descriptor != NULL && r->descriptor->id == shard_id && r->is_leader)
-            leads = true;
+            term = r->term;
     }
     basalt__v1__node_status_response__free_unpacked(resp, NULL);
-    return leads;
+    return term;
 }
 
 /* Asks the replicas in turn (the known leader first) until the leader takes
@@ -105,14 +105,16 @@ void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id
                              "the node holds no voting replica of the shard");
     } else if (!router_node_is_up(s, node_id)) {
         router_transfer_fail(out, GRPC_STATUS_UNAVAILABLE, "the node is down");
-    } else if (leader != node_id || !router_node_leads(s, node_id, shard_id)) {
+    } else if (leader != node_id || router_node_leads(s, node_id, shard_id) == 0) {
+        uint64_t term = 0;
         if (router_ask_hand_over(s, d, leader, node_id, deadline, &st) != 0) {
             router_transfer_fail(out, st.code, st.message);
         } else {
-            while (!router_node_leads(s, node_id, shard_id) && router_now_ms() < deadline)
+            while ((term = router_node_leads(s, node_id, shard_id)) == 0 &&
+                   router_now_ms() < deadline)
                 router_pause_ms(ROUTER_TRANSFER_POLL_MS);
-            if (router_node_leads(s, node_id, shard_id))
-                router_set_leader(s, shard_id, node_id);
+            if (term != 0)
+                router_set_leader_term(s, shard_id, node_id, term);
             else
                 router_transfer_fail(out, GRPC_STATUS_UNAVAILABLE,
                                      "the hand-over did not finish in time (the node may be "
@@ -182,11 +184,14 @@ void router_balance_leaders(router_state *s) {
     uint64_t shard, to;
     router_transfer_result res;
 
-    if (!router_pick_leader_move(s, ROUTER_LEADER_SPREAD_MAX, &shard, &to))
+    if (!router_pick_leader_move(s, ROUTER_LEADER_SPREAD_MAX, ROUTER_BALANCE_BACKOFF_MS, &shard,
+                                 &to))
         return;
     log_info("balancing leaders: shard %llu to node %llu", (unsigned long long)shard,
              (unsigned long long)to);
     router_transfer_leader(s, shard, to, &res);
+    if (res.code != GRPC_STATUS_OK)
+        router_balance_failed(s, shard);
     if (res.code != GRPC_STATUS_OK)
         log_warn("balancing leaders: shard %llu to node %llu failed: %s", (unsigned long long)shard,
                  (unsigned long long)to, res.message);

@@ -15,6 +15,8 @@
 #define ROUTER_TRANSFER_TIMEOUT_MS 5000
 /* The leader balancer looks at the shards this often. */
 #define ROUTER_BALANCE_CHECK_MS 3000
+/* A shard whose leader move failed waits this long before the next. */
+#define ROUTER_BALANCE_BACKOFF_MS 30000
 /* Balanced: no up node leads more than this many shards over another. */
 #define ROUTER_LEADER_SPREAD_MAX 1
 

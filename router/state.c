@@ -263,8 +263,11 @@ int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
         int at = router_shard_index(s, r->descriptor->id);
         if (at < 0)
             continue;
-        if (r->is_leader)
+        /* A deposed leader may report for a while yet: the newest term wins. */
+        if (r->is_leader && r->term >= s->shards[at].leader_term) {
             s->shards[at].leader_node = req->node_id;
+            s->shards[at].leader_term = r->term;
+        }
         router_take_load(&s->shards[at], req->node_id, r, s->split_qps);
     }
     pthread_mutex_unlock(&s->lock);
@@ -447,62 +450,85 @@ static bool router_node_up_locked(const router_state *s, const router_node *n, u
     return n->last_seen_ms && now - n->last_seen_ms < s->down_after_ms;
 }
 
-static int router_leader_count(const router_state *s, uint64_t node_id) {
-    int count = 0;
-    for (int i = 0; i < s->n_shards; i++)
-        count += s->shards[i].leader_node == node_id;
-    return count;
+/* How many shards each node leads, by its place in s->nodes. */
+static void router_leader_counts(const router_state *s, int *counts) {
+    for (int i = 0; i < s->n_nodes; i++) {
+        counts[i] = 0;
+        for (int k = 0; k < s->n_shards; k++)
+            counts[i] += s->shards[k].leader_node == s->nodes[i].id;
+    }
 }
 
-/* The up node holding a voting replica of d that leads the fewest shards;
- * 0 when none. */
-static uint64_t router_least_leading_voter(router_state *s, const Basalt__V1__ShardDescriptor *d,
-                                           uint64_t now, int *leads) {
-    uint64_t best = 0;
+static int router_node_index(const router_state *s, uint64_t id) {
+    for (int i = 0; i < s->n_nodes; i++) {
+        if (s->nodes[i].id == id)
+            return i;
+    }
+    return -1;
+}
+
+/* The up node with a voting replica of d that it reports (so it has caught
+ * up with the split that made d), leading the fewest shards; -1 when none. */
+static int router_least_leading_voter(const router_state *s, const Basalt__V1__ShardDescriptor *d,
+                                      const int *counts, uint64_t now) {
+    int best = -1;
 
     for (size_t k = 0; k < d->n_replicas; k++) {
         const Basalt__V1__ReplicaDescriptor *rd = d->replicas[k];
-        const router_node *n = router_node_of(s, rd->node_id);
-        if (n == NULL || !router_node_up_locked(s, n, now) ||
-            rd->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER)
+        int at = router_node_index(s, rd->node_id);
+        if (at < 0 || rd->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER ||
+            !router_node_up_locked(s, &s->nodes[at], now) ||
+            !router_node_reports(&s->nodes[at], d->id))
             continue;
-        int count = router_leader_count(s, n->id);
-        if (best == 0 || count < *leads) {
-            best = n->id;
-            *leads = count;
-        }
+        if (best < 0 || counts[at] < counts[best])
+            best = at;
     }
     return best;
 }
 
-bool router_pick_leader_move(router_state *s, int spread_max, uint64_t *shard_id,
-                             uint64_t *to_node) {
-    uint64_t now = router_now_ms(), busiest = 0;
-    int most = 0;
+bool router_pick_leader_move(router_state *s, int spread_max, uint64_t backoff_ms,
+                             uint64_t *shard_id, uint64_t *to_node) {
+    static int counts[ROUTER_NODES_MAX]; /* under the lock */
+    uint64_t now = router_now_ms();
+    int best_gap = spread_max;
     bool found = false;
 
     pthread_mutex_lock(&s->lock);
-    for (int i = 0; i < s->n_nodes; i++) {
-        int count = router_leader_count(s, s->nodes[i].id);
-        if (router_node_up_locked(s, &s->nodes[i], now) && count > most) {
-            most = count;
-            busiest = s->nodes[i].id;
-        }
-    }
-    for (int i = 0; busiest != 0 && i < s->n_shards && !found; i++) {
+    router_leader_counts(s, counts);
+    for (int i = 0; i < s->n_shards; i++) {
         const router_shard *sh = &s->shards[i];
-        int leads = 0;
-        if (sh->leader_node != busiest || sh->splitting)
+        int from = router_node_index(s, sh->leader_node);
+        if (from < 0 || sh->splitting || !router_node_up_locked(s, &s->nodes[from], now) ||
+            (sh->balance_failed_ms != 0 && now - sh->balance_failed_ms < backoff_ms))
             continue;
-        uint64_t to = router_least_leading_voter(s, sh->desc, now, &leads);
-        if (to != 0 && most - leads > spread_max) {
+        int to = router_least_leading_voter(s, sh->desc, counts, now);
+        if (to >= 0 && counts[from] - counts[to] > best_gap) {
+            best_gap = counts[from] - counts[to];
             *shard_id = sh->desc->id;
-            *to_node = to;
+            *to_node = s->nodes[to].id;
             found = true;
         }
     }
     pthread_mutex_unlock(&s->lock);
     return found;
+}
+
+void router_balance_failed(router_state *s, uint64_t shard_id) {
+    pthread_mutex_lock(&s->lock);
+    int at = router_shard_index(s, shard_id);
+    if (at >= 0)
+        s->shards[at].balance_failed_ms = router_now_ms();
+    pthread_mutex_unlock(&s->lock);
+}
+
+void router_set_leader_term(router_state *s, uint64_t shard_id, uint64_t node_id, uint64_t term) {
+    pthread_mutex_lock(&s->lock);
+    int at = router_shard_index(s, shard_id);
+    if (at >= 0 && term >= s->shards[at].leader_term) {
+        s->shards[at].leader_node = node_id;
+        s->shards[at].leader_term = term;
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n) {

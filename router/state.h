@@ -46,6 +46,8 @@ typedef struct {
 typedef struct {
     Basalt__V1__ShardDescriptor *desc; /* owned */
     uint64_t leader_node;
+    uint64_t leader_term;       /* the term leader_node reported leading in */
+    uint64_t balance_failed_ms; /* when a leader move of it last failed; 0: never */
     /* Load, from heartbeats, for split decisions: reset when the range
      * changes, until the next reports. Size as the leader reports it; the
      * request rate summed over every replica (followers serve eventual
@@ -154,11 +156,16 @@ typedef struct {
 int router_missing_replicas(router_state *s, uint64_t settled_ms, router_missing_replica *out,
                             int cap);
 
-/* A leadership to move for balance: from the up node leading the most
- * shards to an up node leading at least spread_max + 1 fewer that holds a
- * voting replica of the shard. False when the leaders are balanced. */
-bool router_pick_leader_move(router_state *s, int spread_max, uint64_t *shard_id,
-                             uint64_t *to_node);
+/* A leadership to move for balance: the shard whose leader leads the most
+ * shards over an up node holding (and reporting) a voting replica of it, if
+ * that gap is over spread_max; shards whose last move failed within
+ * backoff_ms wait. False when the leaders are balanced. */
+bool router_pick_leader_move(router_state *s, int spread_max, uint64_t backoff_ms,
+                             uint64_t *shard_id, uint64_t *to_node);
+void router_balance_failed(router_state *s, uint64_t shard_id);
+
+/* Notes that node_id leads shard_id in `term`, unless a newer term is known. */
+void router_set_leader_term(router_state *s, uint64_t shard_id, uint64_t node_id, uint64_t term);
 
 /* True once (and only once) the cluster has enough nodes and no shard: the
  * caller then creates shard 1. *nodes receives the chosen node ids. */
