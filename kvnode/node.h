@@ -340,11 +340,11 @@ int node_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 /* Whether key lies in the shard's [start, end). */
 bool node_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *key, size_t key_len);
 bool node_desc_overlap(const Basalt__V1__ShardDescriptor *a, const Basalt__V1__ShardDescriptor *b);
-/* Inserts a replica into the node's sorted array. */
-int node_insert_replica(node *n, node_replica *r);
+/* Starts a loaded or new replica's Raft group and puts it among the node's
+ * replicas (sorted by start key). On failure the caller frees it. */
+int node_activate_replica(node *n, node_replica *r);
 /* A new replica object of `desc` (not started); NULL when out of memory. */
 node_replica *node_new_replica(const Basalt__V1__ShardDescriptor *desc, uint64_t replica_id);
-int node_start_raft(node *n, node_replica *r);
 void node_conf_from_desc(const Basalt__V1__ShardDescriptor *d, raft_conf_state *conf);
 
 /* ---- requests.c (loop thread) ---- */

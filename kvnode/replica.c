@@ -152,7 +152,7 @@ static void node_raft_log_cb(void *ctx, raft_log_level level, const char *messag
               message);
 }
 
-int node_start_raft(node *n, node_replica *r) {
+static int node_start_raft(node *n, node_replica *r) {
     raft_config cfg = {
         .id = r->replica_id,
         .election_ticks = NODE_ELECTION_TICKS,
@@ -185,7 +185,7 @@ int node_start_raft(node *n, node_replica *r) {
 }
 
 /* Puts r into the sorted array. */
-int node_insert_replica(node *n, node_replica *r) {
+static int node_insert_replica(node *n, node_replica *r) {
     int at = n->n_replicas;
 
     if (n->n_replicas == NODE_REPLICAS_MAX)
@@ -199,6 +199,11 @@ int node_insert_replica(node *n, node_replica *r) {
     n->replicas[at] = r;
     n->n_replicas++;
     return 0;
+}
+
+int node_activate_replica(node *n, node_replica *r) {
+    int rc = node_start_raft(n, r);
+    return rc != 0 ? rc : node_insert_replica(n, r);
 }
 
 node_replica *node_new_replica(const Basalt__V1__ShardDescriptor *desc, uint64_t replica_id) {
@@ -283,8 +288,8 @@ int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, char *
     }
     node_conf_from_desc(desc, &r->conf);
     node_stage_replica_state(r, n->persist_batch);
-    if ((rc = kvs_batch_write(n->persist_batch, true)) != 0 || (rc = node_start_raft(n, r)) != 0 ||
-        (rc = node_insert_replica(n, r)) != 0) {
+    if ((rc = kvs_batch_write(n->persist_batch, true)) != 0 ||
+        (rc = node_activate_replica(n, r)) != 0) {
         snprintf(why, why_size, "cannot create shard %llu: %s", (unsigned long long)r->shard_id,
                  bs_err_message(rc));
         node_free_replica(r);
@@ -351,10 +356,8 @@ static int node_load_one(node *n, const char *value, size_t len) {
         rlog_set_conf(r->log, &r->conf);
         rc = node_finish_interrupted_install(n, r);
         if (rc == 0)
-            rc = node_start_raft(n, r);
+            rc = node_activate_replica(n, r);
     }
-    if (rc == 0)
-        rc = node_insert_replica(n, r);
     if (rc != 0) {
         node_free_replica(r);
         return rc;

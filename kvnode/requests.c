@@ -52,18 +52,28 @@ static bool node_pending_room(void **items, size_t count, size_t *cap, size_t si
     return true;
 }
 
-void node_fail_not_leader(node *n, node_replica *r, rpc_call *call) {
+/* Names r's shard and, when known, the node leading it in the call's
+ * trailers; returns that node (0: none known). */
+static uint64_t node_add_leader_trailers(node_replica *r, rpc_call *call) {
     raft_id_t leader = raft_leader(r->raft);
     uint64_t leader_node = leader ? node_of_replica(r, leader) : 0;
-    const char *address = leader_node ? node_peer_address(n, leader_node) : NULL;
     char buf[32];
 
     snprintf(buf, sizeof(buf), "%llu", (unsigned long long)r->shard_id);
     rpc_call_add_trailer(call, NODE_TRAILER_SHARD, buf);
-    rpc_call_add_trailer(call, NODE_TRAILER_ERROR, leader_node ? "not-leader" : "no-leader");
     if (leader_node != 0) {
         snprintf(buf, sizeof(buf), "%llu", (unsigned long long)leader_node);
         rpc_call_add_trailer(call, NODE_TRAILER_LEADER_NODE, buf);
+    }
+    return leader_node;
+}
+
+void node_fail_not_leader(node *n, node_replica *r, rpc_call *call) {
+    uint64_t leader_node = node_add_leader_trailers(r, call);
+    const char *address = leader_node ? node_peer_address(n, leader_node) : NULL;
+
+    rpc_call_add_trailer(call, NODE_TRAILER_ERROR, leader_node ? "not-leader" : "no-leader");
+    if (leader_node != 0) {
         if (address != NULL)
             rpc_call_add_trailer(call, NODE_TRAILER_LEADER_ADDRESS, address);
         rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE,
@@ -81,19 +91,10 @@ void node_fail_key_not_here(node *n, rpc_call *call, ProtobufCBinaryData key) {
     node_replica *now = node_replica_by_key(n, key.data, key.len);
 
     rpc_call_add_trailer(call, NODE_TRAILER_ERROR, "key-not-here");
-    if (now != NULL) {
-        /* A split gave the key to a shard hosted here: name its leader, so
-         * the router goes there before its map catches up. */
-        raft_id_t leader = raft_leader(now->raft);
-        uint64_t leader_node = leader ? node_of_replica(now, leader) : 0;
-        char buf[32];
-        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)now->shard_id);
-        rpc_call_add_trailer(call, NODE_TRAILER_SHARD, buf);
-        if (leader_node != 0) {
-            snprintf(buf, sizeof(buf), "%llu", (unsigned long long)leader_node);
-            rpc_call_add_trailer(call, NODE_TRAILER_LEADER_NODE, buf);
-        }
-    }
+    /* A split gave the key to a shard hosted here: name its leader, so the
+     * router goes there before its map catches up. */
+    if (now != NULL)
+        node_add_leader_trailers(now, call);
     rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
                   "no shard on node %llu holds this key (now): the shard map used is stale",
                   (unsigned long long)n->id);

@@ -343,10 +343,8 @@ static int node_start_new_shard(node *n, node_new_shard *ns) {
         node_conf_from_desc(ns->desc, &r->conf);
         rlog_set_conf(r->log, &r->conf);
         r->bytes_put = ns->bytes_put;
-        rc = node_start_raft(n, r);
+        rc = node_activate_replica(n, r);
     }
-    if (rc == 0)
-        rc = node_insert_replica(n, r);
     if (rc != 0) {
         node_free_replica(r);
         return rc;

@@ -1,7 +1,6 @@
 /* balance: leader hand-overs, asked for and automatic. */
 #include "router/balance.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 
 #include "basalt/v1/admin.pb-c.h"
 #include "basalt/v1/raft.pb-c.h"
+#include "router/leader_call.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 
@@ -19,11 +19,6 @@ static void router_transfer_fail(router_transfer_result *out, grpc_status_code c
                                  const char *message) {
     out->code = code;
     snprintf(out->message, sizeof(out->message), "%s", message);
-}
-
-static void router_pause_ms(uint64_t ms) {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
 }
 
 /* The term in which node_id leads shard_id now, or 0 when it does not
@@ -48,35 +43,21 @@ static uint64_t router_node_leads(router_state *s, uint64_t node_id, uint64_t sh
     return term;
 }
 
-/* Asks the replicas in turn (the known leader first) until the leader takes
- * the hand-over; the others refuse naming it. */
+/* Asks the shard's leader to hand leadership to node_id. */
 static int router_ask_hand_over(router_state *s, const Basalt__V1__ShardDescriptor *d,
                                 uint64_t leader, uint64_t node_id, uint64_t deadline,
                                 rpc_status *st) {
     Basalt__V1__HandOverLeadershipRequest req = BASALT__V1__HAND_OVER_LEADERSHIP_REQUEST__INIT;
-    int rc = BS_ERR_UNAVAILABLE;
+    ProtobufCMessage *resp;
+    uint64_t answered_by;
 
     req.shard_id = d->id;
     req.to_node_id = node_id;
-    for (size_t attempt = 0; router_now_ms() < deadline; attempt++) {
-        uint64_t ask =
-            attempt == 0 && leader != 0 ? leader : d->replicas[attempt % d->n_replicas]->node_id;
-        rpc_channel *ch = router_node_channel(s, ask);
-        ProtobufCMessage *resp = NULL;
-        if (ch == NULL) {
-            router_pause_ms(ROUTER_TRANSFER_POLL_MS);
-            continue;
-        }
-        rc = rpc_unary(ch, "/basalt.v1.NodeAdmin/HandOverLeadership", &req.base,
-                       &basalt__v1__hand_over_leadership_response__descriptor,
-                       (int64_t)(deadline - router_now_ms()), &resp, st);
-        if (resp)
-            protobuf_c_message_free_unpacked(resp, NULL);
-        if (rc == 0 || rc != BS_ERR_UNAVAILABLE)
-            return rc;
-        if ((attempt + 1) % d->n_replicas == 0)
-            router_pause_ms(ROUTER_TRANSFER_POLL_MS);
-    }
+    int rc = router_call_leader(s, d, leader, "/basalt.v1.NodeAdmin/HandOverLeadership", &req.base,
+                                &basalt__v1__hand_over_leadership_response__descriptor, deadline,
+                                &resp, st, &answered_by);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
     return rc;
 }
 
@@ -112,7 +93,7 @@ void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id
         } else {
             while ((term = router_node_leads(s, node_id, shard_id)) == 0 &&
                    router_now_ms() < deadline)
-                router_pause_ms(ROUTER_TRANSFER_POLL_MS);
+                router_sleep_ms(ROUTER_TRANSFER_POLL_MS);
             if (term != 0)
                 router_set_leader_term(s, shard_id, node_id, term);
             else
@@ -129,23 +110,17 @@ void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id
 
 /* ---- Admin.TransferLeader ---- */
 
-typedef struct {
-    router_state *state;
-    rpc_call *call;
-    const Basalt__V1__TransferLeaderRequest *req;
-} router_transfer_job;
-
-static void *router_transfer_job_main(void *arg) {
-    router_transfer_job *job = arg;
+void router_transfer_leader_call(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+    const Basalt__V1__TransferLeaderRequest *req = (const void *)request;
     router_transfer_result res;
     uint64_t leader = 0;
 
-    router_transfer_leader(job->state, job->req->shard_id, job->req->node_id, &res);
-    Basalt__V1__ShardDescriptor *d = router_shard_copy(job->state, job->req->shard_id, &leader);
+    router_transfer_leader(ctx, req->shard_id, req->node_id, &res);
+    Basalt__V1__ShardDescriptor *d = router_shard_copy(ctx, req->shard_id, &leader);
     if (res.code != GRPC_STATUS_OK || d == NULL) {
-        rpc_call_fail(job->call, res.code != GRPC_STATUS_OK ? res.code : GRPC_STATUS_NOT_FOUND,
-                      "shard %llu to node %llu: %s", (unsigned long long)job->req->shard_id,
-                      (unsigned long long)job->req->node_id,
+        rpc_call_fail(call, res.code != GRPC_STATUS_OK ? res.code : GRPC_STATUS_NOT_FOUND,
+                      "shard %llu to node %llu: %s", (unsigned long long)req->shard_id,
+                      (unsigned long long)req->node_id,
                       res.code != GRPC_STATUS_OK ? res.message : "the shard is gone");
     } else {
         Basalt__V1__TransferLeaderResponse resp = BASALT__V1__TRANSFER_LEADER_RESPONSE__INIT;
@@ -153,29 +128,10 @@ static void *router_transfer_job_main(void *arg) {
         info.descriptor = d;
         info.leader_node_id = leader;
         resp.shard = &info;
-        rpc_call_reply(job->call, &resp.base);
+        rpc_call_reply(call, &resp.base);
     }
     if (d)
         basalt__v1__shard_descriptor__free_unpacked(d, NULL);
-    free(job);
-    return NULL;
-}
-
-void router_transfer_leader_call(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
-    router_transfer_job *job = calloc(1, sizeof(*job));
-    pthread_t thread;
-
-    if (job == NULL) {
-        rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "router out of memory");
-        return;
-    }
-    *job = (router_transfer_job){ctx, call, (const void *)request};
-    if (pthread_create(&thread, NULL, router_transfer_job_main, job) != 0) {
-        free(job);
-        rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "router cannot start a thread");
-        return;
-    }
-    pthread_detach(thread);
 }
 
 /* ---- the balancer ---- */

@@ -1,6 +1,6 @@
 /* balance: moving shard leadership between nodes. Operators ask for one
  * hand-over (Admin.TransferLeader, kvctl transfer-leader); the leader
- * balancer, run by the splitter thread every few seconds, hands one
+ * balancer, run by the scheduler every few seconds, hands one
  * leadership at a time from the node leading the most shards to the one
  * leading the fewest, until no node leads more than one shard over another. */
 #ifndef BASALT_ROUTER_BALANCE_H
@@ -30,7 +30,7 @@ typedef struct {
 void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id,
                             router_transfer_result *out);
 
-/* Admin.TransferLeader: answered from a thread of its own. */
+/* Admin.TransferLeader; blocks (services.c runs it on a thread of its own). */
 void router_transfer_leader_call(rpc_call *call, const ProtobufCMessage *request, void *ctx);
 
 /* One round of the leader balancer: at most one hand-over. */

@@ -15,6 +15,7 @@
 #include "router/meta.h"
 #include "router/proxy.h"
 #include "router/services.h"
+#include "router/scheduler.h"
 #include "router/split.h"
 #include "router/state.h"
 #include "runtime/log.h"
@@ -209,14 +210,14 @@ int main(int argc, char **argv) {
              cfg.listen, rpc_server_port(server), cfg.data_dir, cfg.zone[0] ? ", zone " : "",
              cfg.zone);
     state.split_qps = cfg.split_qps;
-    router_splitter *splitter = router_splitter_start(&state, cfg.split_size_mb * 1024 * 1024,
-                                                      cfg.split_qps, cfg.balance_leaders);
-    if (splitter == NULL)
-        log_warn("cannot start the splitter: shards split only when asked (kvctl split)");
+    router_scheduler_config sched = {cfg.split_size_mb * 1024 * 1024, cfg.balance_leaders};
+    router_scheduler *scheduler = router_scheduler_start(&state, &sched);
+    if (scheduler == NULL)
+        log_warn("cannot start the scheduler: no automatic splits, repairs or leader balance");
 
     sigwait(&stop_signals, &sig);
     log_info("router stopping on signal %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    router_splitter_stop(splitter);
+    router_scheduler_stop(scheduler);
     /* Calls in flight are answered by their callbacks (their deadlines bound
      * them) before the server's stop returns. */
     rpc_server_stop(server);

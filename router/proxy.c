@@ -193,8 +193,7 @@ static void proxy_retry(proxy_op *op, bool pause, grpc_status_code code, const c
 /* ---- answers ---- */
 
 /* Takes one shard's scan answer; returns true when the scan is complete. */
-static bool proxy_scan_take(proxy_op *op, Basalt__V1__ScanResponse *resp, const router_route *route,
-                            bool *more) {
+static bool proxy_scan_take(proxy_op *op, Basalt__V1__ScanResponse *resp, bool *more) {
     const Basalt__V1__ScanRequest *req = (const void *)op->req;
     uint32_t limit = req->limit ? req->limit : 1000;
 
@@ -214,16 +213,9 @@ static bool proxy_scan_take(proxy_op *op, Basalt__V1__ScanResponse *resp, const 
         /* Where the rest starts, as the node says: its word beats the map's,
          * which may predate a split. */
         free(op->next_start);
-        if (resp->next_start.len > 0) {
-            op->next_start_len = resp->next_start.len;
-            op->next_start = resp->next_start.data;
-            resp->next_start = (ProtobufCBinaryData){0, NULL}; /* moved */
-        } else {
-            op->next_start_len = route->end_len;
-            op->next_start = malloc(route->end_len ? route->end_len : 1);
-            if (op->next_start)
-                memcpy(op->next_start, route->end, route->end_len);
-        }
+        op->next_start_len = resp->next_start.len;
+        op->next_start = resp->next_start.len > 0 ? resp->next_start.data : NULL;
+        resp->next_start = (ProtobufCBinaryData){0, NULL}; /* moved */
     }
     return !resp->more || op->next_start == NULL || op->n_kvs >= limit ||
            op->bytes >= PROXY_SCAN_BYTES_MAX;
@@ -233,8 +225,8 @@ static void proxy_reply_scan(proxy_op *op, bool more) {
     Basalt__V1__ScanResponse resp = BASALT__V1__SCAN_RESPONSE__INIT;
     resp.kvs = op->kvs;
     resp.n_kvs = op->n_kvs;
-    resp.more = more && op->next_start != NULL;
-    if (resp.more)
+    resp.more = more;
+    if (more)
         resp.next_start = (ProtobufCBinaryData){op->next_start_len, op->next_start};
     resp.info = &op->info;
     rpc_call_reply(op->call, &resp.base);
@@ -298,10 +290,17 @@ static void proxy_answer_cb(void *ctx, int rc, ProtobufCMessage *response, const
     bool pause, more;
 
     if (rc == 0 && op->kind == PROXY_SCAN) {
-        bool done = proxy_scan_take(op, (Basalt__V1__ScanResponse *)response, &f->route, &more);
+        bool done = proxy_scan_take(op, (Basalt__V1__ScanResponse *)response, &more);
+        uint64_t node = f->node;
         protobuf_c_message_free_unpacked(response, NULL);
         free(f);
-        if (done)
+        if (more && op->next_start == NULL) {
+            char message[128];
+            snprintf(message, sizeof(message),
+                     "scan: node %llu said the range goes on but not where",
+                     (unsigned long long)node);
+            proxy_fail(op, GRPC_STATUS_INTERNAL, message);
+        } else if (done)
             proxy_reply_scan(op, more);
         else
             proxy_send(op);

@@ -163,42 +163,22 @@ int router_cluster_service_register(rpc_server *server, router_state *s) {
 
 /* ---- Admin service ---- */
 
-/* Shards the map says the node leads. The map, not the node's own last
- * report: a node that died while leading would go on claiming its shards
- * after a new leader took over. */
-static uint32_t router_leaders_of(const router_state *s, uint64_t node_id) {
-    uint32_t leaders = 0;
-    for (int i = 0; i < s->n_shards; i++)
-        leaders += s->shards[i].leader_node == node_id;
-    return leaders;
-}
-
-/* Replicas the map places on the node: current right after a split, where
- * the node's own count waits for its next heartbeat. */
-static uint32_t router_replicas_of(const router_state *s, uint64_t node_id) {
-    uint32_t replicas = 0;
-    for (int i = 0; i < s->n_shards; i++) {
-        const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
-        for (size_t k = 0; k < d->n_replicas; k++)
-            replicas += d->replicas[k]->node_id == node_id;
-    }
-    return replicas;
-}
-
 static void router_fill_nodes(router_state *s, Basalt__V1__NodeInfo *infos,
                               Basalt__V1__NodeInfo **ptrs) {
+    static uint32_t replicas[ROUTER_NODES_MAX], leaders[ROUTER_NODES_MAX]; /* under the lock */
     uint64_t now = router_now_ms();
+
+    router_count_load(s, replicas, leaders);
     for (int i = 0; i < s->n_nodes; i++) {
         const router_node *n = &s->nodes[i];
         basalt__v1__node_info__init(&infos[i]);
         infos[i].id = n->id;
         infos[i].address = (char *)n->address;
         infos[i].zone = (char *)n->zone;
-        infos[i].state = n->last_seen_ms && now - n->last_seen_ms < s->down_after_ms
-                             ? BASALT__V1__NODE_STATE__NODE_STATE_UP
-                             : BASALT__V1__NODE_STATE__NODE_STATE_DOWN;
-        infos[i].replicas = router_replicas_of(s, n->id);
-        infos[i].leaders = router_leaders_of(s, n->id);
+        infos[i].state = router_node_up_locked(s, n, now) ? BASALT__V1__NODE_STATE__NODE_STATE_UP
+                                                          : BASALT__V1__NODE_STATE__NODE_STATE_DOWN;
+        infos[i].replicas = replicas[i];
+        infos[i].leaders = leaders[i];
         ptrs[i] = &infos[i];
     }
 }
@@ -264,6 +244,50 @@ static void router_list_shards(rpc_call *call, const ProtobufCMessage *request, 
     free(ptrs);
 }
 
+/* An Admin call that waits on nodes (splits, hand-overs: seconds at worst)
+ * runs on a thread of its own rather than hold one of the server's few. */
+typedef struct {
+    rpc_handler_cb handler;
+    rpc_call *call;
+    const ProtobufCMessage *request;
+    void *ctx;
+} router_blocking_call;
+
+static void *router_blocking_call_main(void *arg) {
+    router_blocking_call *bc = arg;
+    bc->handler(bc->call, bc->request, bc->ctx);
+    free(bc);
+    return NULL;
+}
+
+static void router_run_blocking(rpc_handler_cb handler, rpc_call *call,
+                                const ProtobufCMessage *request, void *ctx) {
+    router_blocking_call *bc = calloc(1, sizeof(*bc));
+    pthread_t thread;
+
+    if (bc == NULL) {
+        rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "router out of memory");
+        return;
+    }
+    *bc = (router_blocking_call){handler, call, request, ctx};
+    if (pthread_create(&thread, NULL, router_blocking_call_main, bc) != 0) {
+        free(bc);
+        rpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "router cannot start a thread");
+        return;
+    }
+    pthread_detach(thread);
+}
+
+static void router_split_shard_blocking(rpc_call *call, const ProtobufCMessage *request,
+                                        void *ctx) {
+    router_run_blocking(router_split_shard_call, call, request, ctx);
+}
+
+static void router_transfer_leader_blocking(rpc_call *call, const ProtobufCMessage *request,
+                                            void *ctx) {
+    router_run_blocking(router_transfer_leader_call, call, request, ctx);
+}
+
 int router_admin_service_register(rpc_server *server, router_state *s) {
     static const struct {
         const char *path;
@@ -277,9 +301,9 @@ int router_admin_service_register(rpc_server *server, router_state *s) {
         {"/basalt.v1.Admin/ListShards", &basalt__v1__list_shards_request__descriptor,
          router_list_shards},
         {"/basalt.v1.Admin/SplitShard", &basalt__v1__split_shard_request__descriptor,
-         router_split_shard_call},
+         router_split_shard_blocking},
         {"/basalt.v1.Admin/TransferLeader", &basalt__v1__transfer_leader_request__descriptor,
-         router_transfer_leader_call},
+         router_transfer_leader_blocking},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         int rc = rpc_server_add_method(server, methods[i].path, methods[i].request,

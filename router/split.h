@@ -1,12 +1,11 @@
 /* split: the router's side of shard splits. A split is planned here (new
  * shard id and replica ids, allocated durably), carried out by the shard's
  * leader (NodeAdmin.SplitReplica, a Raft command), and learned back. Splits
- * come from operators (Admin.SplitShard) and from the splitter, a thread
- * that splits shards grown past a size or kept past a request rate. */
+ * come from operators (Admin.SplitShard) and from the scheduler (shards grown
+ * past a size or kept past a request rate). */
 #ifndef BASALT_ROUTER_SPLIT_H
 #define BASALT_ROUTER_SPLIT_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "basalt/v1/admin.pb-c.h"
@@ -14,12 +13,10 @@
 #include "runtime/rpc_client.h"
 #include "runtime/rpc_server.h"
 
-/* Splits in flight at once at most, from operators and the splitter. */
+/* Splits in flight at once at most, from operators and the scheduler. */
 #define ROUTER_SPLITS_IN_FLIGHT_MAX 4
 /* One split may take this long, leader changes included. */
 #define ROUTER_SPLIT_TIMEOUT_MS 10000
-/* How often the splitter looks at the shards. */
-#define ROUTER_SPLIT_CHECK_MS 1000
 /* After a failed automatic split, the shard waits this long for the next. */
 #define ROUTER_SPLIT_BACKOFF_MS 30000
 /* A shard splits for load once its rate stayed over --split-qps this long. */
@@ -43,17 +40,7 @@ void router_split(router_state *s, uint64_t shard_id, ProtobufCBinaryData key,
                   router_split_result *out);
 void router_split_result_free(router_split_result *res);
 
-/* Admin.SplitShard: answered from a thread of its own. */
+/* Admin.SplitShard; blocks (services.c runs it on a thread of its own). */
 void router_split_shard_call(rpc_call *call, const ProtobufCMessage *request, void *ctx);
-
-typedef struct router_splitter router_splitter;
-
-/* Starts the splitter thread (max_bytes or max_qps 0: that trigger is off).
- * Each second it also makes replicas a split did not make (see
- * router_missing_replicas), and every ROUTER_BALANCE_CHECK_MS it balances
- * leaders when balance_leaders is set. */
-router_splitter *router_splitter_start(router_state *s, uint64_t max_bytes, uint64_t max_qps,
-                                       bool balance_leaders);
-void router_splitter_stop(router_splitter *sp);
 
 #endif

@@ -15,10 +15,27 @@ uint64_t router_now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void router_sleep_ms(uint64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
 static int router_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
     size_t n = al < bl ? al : bl;
     int c = n ? memcmp(a, b, n) : 0;
     return c != 0 ? c : (al > bl) - (al < bl);
+}
+
+static int router_node_index(const router_state *s, uint64_t id) {
+    for (int i = 0; i < s->n_nodes; i++) {
+        if (s->nodes[i].id == id)
+            return i;
+    }
+    return -1;
+}
+
+bool router_node_up_locked(const router_state *s, const router_node *n, uint64_t now) {
+    return n->last_seen_ms && now - n->last_seen_ms < s->down_after_ms;
 }
 
 static router_node *router_node_of(router_state *s, uint64_t id) {
@@ -27,6 +44,13 @@ static router_node *router_node_of(router_state *s, uint64_t id) {
             return &s->nodes[i];
     }
     return NULL;
+}
+
+bool router_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *key,
+                          size_t key_len) {
+    if (router_bytes_cmp(key, key_len, d->start.data, d->start.len) < 0)
+        return false;
+    return d->end.len == 0 || router_bytes_cmp(key, key_len, d->end.data, d->end.len) < 0;
 }
 
 /* Adds or updates a node in memory (lock held). */
@@ -327,8 +351,8 @@ void router_split_end(router_state *s, uint64_t shard_id, bool ok) {
     pthread_mutex_unlock(&s->lock);
 }
 
-int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t max_qps,
-                            uint64_t window_ms, uint64_t backoff_ms, uint64_t *ids, int cap) {
+int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t window_ms,
+                            uint64_t backoff_ms, uint64_t *ids, int cap) {
     uint64_t now = router_now_ms();
     int n = 0;
 
@@ -336,7 +360,7 @@ int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t max_qp
     for (int i = 0; i < s->n_shards && n < cap; i++) {
         const router_shard *sh = &s->shards[i];
         bool big = max_bytes > 0 && sh->bytes > max_bytes;
-        bool hot = max_qps > 0 && sh->hot_since_ms != 0 && now - sh->hot_since_ms >= window_ms;
+        bool hot = sh->hot_since_ms != 0 && now - sh->hot_since_ms >= window_ms;
         bool failed_lately = sh->split_failed_ms != 0 && now - sh->split_failed_ms < backoff_ms;
         if ((big || hot) && !sh->splitting && !failed_lately)
             ids[n++] = sh->desc->id;
@@ -362,14 +386,11 @@ bool router_route_key(router_state *s, const uint8_t *key, size_t key_len, route
     }
     if (at >= 0) {
         const Basalt__V1__ShardDescriptor *d = s->shards[at].desc;
-        if (d->end.len == 0 || router_bytes_cmp(key, key_len, d->end.data, d->end.len) < 0) {
+        if (router_desc_contains(d, key, key_len)) {
             memset(out, 0, sizeof(*out));
             out->shard_id = d->id;
             out->conf_ver = d->conf_ver;
             out->version = d->version;
-            out->has_end = d->end.len > 0;
-            out->end_len = d->end.len < sizeof(out->end) ? d->end.len : sizeof(out->end);
-            memcpy(out->end, d->end.data, out->end_len);
             out->leader_node = s->shards[at].leader_node;
             for (size_t i = 0; i < d->n_replicas && i < ROUTER_REPLICAS_MAX; i++)
                 out->replica_nodes[out->n_replicas++] = d->replicas[i]->node_id;
@@ -399,7 +420,7 @@ rpc_channel *router_node_channel(router_state *s, uint64_t node_id) {
 bool router_node_is_up(router_state *s, uint64_t node_id) {
     pthread_mutex_lock(&s->lock);
     router_node *n = router_node_of(s, node_id);
-    bool up = n && n->last_seen_ms && router_now_ms() - n->last_seen_ms < s->down_after_ms;
+    bool up = n && router_node_up_locked(s, n, router_now_ms());
     pthread_mutex_unlock(&s->lock);
     return up;
 }
@@ -434,8 +455,8 @@ int router_missing_replicas(router_state *s, uint64_t settled_ms, router_missing
             continue;
         for (size_t k = 0; k < d->n_replicas && n < cap; k++) {
             const router_node *node = router_node_of(s, d->replicas[k]->node_id);
-            bool up = node && node->last_seen_ms && now - node->last_seen_ms < s->down_after_ms;
-            if (!up || node->reported == NULL || router_node_reports(node, d->id))
+            if (node == NULL || !router_node_up_locked(s, node, now) || node->reported == NULL ||
+                router_node_reports(node, d->id))
                 continue;
             out[n].desc = router_desc_copy(d);
             out[n].node_id = node->id;
@@ -446,31 +467,25 @@ int router_missing_replicas(router_state *s, uint64_t settled_ms, router_missing
     return n;
 }
 
-static bool router_node_up_locked(const router_state *s, const router_node *n, uint64_t now) {
-    return n->last_seen_ms && now - n->last_seen_ms < s->down_after_ms;
-}
-
-/* How many shards each node leads, by its place in s->nodes. */
-static void router_leader_counts(const router_state *s, int *counts) {
-    for (int i = 0; i < s->n_nodes; i++) {
-        counts[i] = 0;
-        for (int k = 0; k < s->n_shards; k++)
-            counts[i] += s->shards[k].leader_node == s->nodes[i].id;
+void router_count_load(const router_state *s, uint32_t *replicas, uint32_t *leaders) {
+    memset(replicas, 0, (size_t)s->n_nodes * sizeof(*replicas));
+    memset(leaders, 0, (size_t)s->n_nodes * sizeof(*leaders));
+    for (int i = 0; i < s->n_shards; i++) {
+        const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
+        int at = router_node_index(s, s->shards[i].leader_node);
+        if (at >= 0)
+            leaders[at]++;
+        for (size_t k = 0; k < d->n_replicas; k++) {
+            if ((at = router_node_index(s, d->replicas[k]->node_id)) >= 0)
+                replicas[at]++;
+        }
     }
-}
-
-static int router_node_index(const router_state *s, uint64_t id) {
-    for (int i = 0; i < s->n_nodes; i++) {
-        if (s->nodes[i].id == id)
-            return i;
-    }
-    return -1;
 }
 
 /* The up node with a voting replica of d that it reports (so it has caught
  * up with the split that made d), leading the fewest shards; -1 when none. */
 static int router_least_leading_voter(const router_state *s, const Basalt__V1__ShardDescriptor *d,
-                                      const int *counts, uint64_t now) {
+                                      const uint32_t *counts, uint64_t now) {
     int best = -1;
 
     for (size_t k = 0; k < d->n_replicas; k++) {
@@ -488,13 +503,13 @@ static int router_least_leading_voter(const router_state *s, const Basalt__V1__S
 
 bool router_pick_leader_move(router_state *s, int spread_max, uint64_t backoff_ms,
                              uint64_t *shard_id, uint64_t *to_node) {
-    static int counts[ROUTER_NODES_MAX]; /* under the lock */
+    static uint32_t replicas[ROUTER_NODES_MAX], counts[ROUTER_NODES_MAX]; /* under the lock */
     uint64_t now = router_now_ms();
-    int best_gap = spread_max;
+    int64_t best_gap = spread_max;
     bool found = false;
 
     pthread_mutex_lock(&s->lock);
-    router_leader_counts(s, counts);
+    router_count_load(s, replicas, counts);
     for (int i = 0; i < s->n_shards; i++) {
         const router_shard *sh = &s->shards[i];
         int from = router_node_index(s, sh->leader_node);
@@ -502,8 +517,8 @@ bool router_pick_leader_move(router_state *s, int spread_max, uint64_t backoff_m
             (sh->balance_failed_ms != 0 && now - sh->balance_failed_ms < backoff_ms))
             continue;
         int to = router_least_leading_voter(s, sh->desc, counts, now);
-        if (to >= 0 && counts[from] - counts[to] > best_gap) {
-            best_gap = counts[from] - counts[to];
+        if (to >= 0 && (int64_t)counts[from] - counts[to] > best_gap) {
+            best_gap = (int64_t)counts[from] - counts[to];
             *shard_id = sh->desc->id;
             *to_node = s->nodes[to].id;
             found = true;
@@ -539,8 +554,7 @@ bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n) {
     if (!s->bootstrap_started && s->n_shards == 0) {
         uint64_t now = router_now_ms();
         for (int i = 0; i < s->n_nodes && *n < s->replicas_wanted; i++) {
-            if (s->nodes[i].address[0] && s->nodes[i].last_seen_ms &&
-                now - s->nodes[i].last_seen_ms < s->down_after_ms)
+            if (s->nodes[i].address[0] && router_node_up_locked(s, &s->nodes[i], now))
                 nodes[(*n)++] = s->nodes[i].id;
         }
         go = *n == s->replicas_wanted;

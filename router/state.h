@@ -66,9 +66,6 @@ typedef struct {
     uint64_t shard_id;
     uint64_t conf_ver;
     uint64_t version;
-    bool has_end;
-    uint8_t end[4097];
-    size_t end_len;
     uint64_t leader_node;
     uint64_t replica_nodes[ROUTER_REPLICAS_MAX];
     int n_replicas;
@@ -96,6 +93,7 @@ int router_state_init(router_state *s, meta *m, int replicas_wanted, uint64_t do
 void router_state_free(router_state *s);
 
 uint64_t router_now_ms(void);
+void router_sleep_ms(uint64_t ms);
 
 /* Registers a node (allocating an id when node_id is 0). Returns 0 or an error. */
 int router_register(router_state *s, uint64_t node_id, const char *address, const char *zone,
@@ -108,6 +106,9 @@ int router_update_address(router_state *s, uint64_t node_id, const char *address
  * by resp: free with router_free_nodes). */
 int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req);
 
+/* Whether key lies in the shard's [start, end) (an empty end: no bound). */
+bool router_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *key, size_t key_len);
+
 /* The shard owning key, or false when the map has none yet. */
 bool router_route_key(router_state *s, const uint8_t *key, size_t key_len, router_route *out);
 
@@ -118,6 +119,14 @@ void router_set_leader(router_state *s, uint64_t shard_id, uint64_t node_id);
 rpc_channel *router_node_channel(router_state *s, uint64_t node_id);
 
 bool router_node_is_up(router_state *s, uint64_t node_id);
+/* The same, lock held. */
+bool router_node_up_locked(const router_state *s, const router_node *n, uint64_t now);
+
+/* Lock held: per node (by its place in s->nodes), the replicas the shard map
+ * places on it and the shards it leads. The map, not the nodes' own reports:
+ * a node that died while leading would go on claiming its shards, and right
+ * after a split a node's own count lags a heartbeat. */
+void router_count_load(const router_state *s, uint32_t *replicas, uint32_t *leaders);
 
 /* True when the node carries the zone label `zone` (never for an empty one). */
 bool router_node_in_zone(router_state *s, uint64_t node_id, const char *zone);
@@ -138,11 +147,11 @@ Basalt__V1__ShardDescriptor *router_shard_copy(router_state *s, uint64_t shard_i
 int router_split_begin(router_state *s, uint64_t shard_id, int max);
 void router_split_end(router_state *s, uint64_t shard_id, bool ok);
 
-/* Shards that should split: over `max_bytes`, or over `max_qps` for at
- * least `window_ms` (a 0 threshold is off), not splitting now and not
- * failing to within `backoff_ms`. Fills at most `cap` ids; returns how many. */
-int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t max_qps,
-                            uint64_t window_ms, uint64_t backoff_ms, uint64_t *ids, int cap);
+/* Shards that should split: over `max_bytes` (0: off), or over split_qps
+ * for at least `window_ms`, not splitting now and not failing to within
+ * `backoff_ms`. Fills at most `cap` ids; returns how many. */
+int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t window_ms,
+                            uint64_t backoff_ms, uint64_t *ids, int cap);
 
 /* A replica the shard map places on a node that is up but does not report
  * it (the node caught up past the split that made the shard by snapshot). */

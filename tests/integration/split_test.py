@@ -269,7 +269,8 @@ class LeaderBalanceTest(SplitCase):
         self.check_everything_there(load)
         for args, code, why in [(("99", "1"), 3, b"no such shard"),
                                 (("1", "99"), 3, b"no voting replica"),
-                                (("1", "x"), 2, b"ids"), (("1",), 2, b"")]:
+                                (("1", "x"), 2, b"ids"),
+                                (("1",), 2, b"takes SHARD_ID NODE_ID")]:
             out = kvctl(self.router.endpoint, "transfer-leader", *args)
             self.assertEqual(out.returncode, code, (args, out.stderr))
             self.assertIn(why, out.stderr)
