@@ -45,6 +45,10 @@ static void admin_hand_over(rpc_call *call, const ProtobufCMessage *request, voi
     node_submit(ctx, NODE_IN_HAND_OVER, call, request);
 }
 
+static void admin_change_replicas(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+    node_submit(ctx, NODE_IN_CHANGE_REPLICAS, call, request);
+}
+
 static void admin_status(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     node_submit(ctx, NODE_IN_STATUS, call, request);
 }
@@ -80,6 +84,8 @@ int admin_service_register(rpc_server *server, node *n) {
          admin_split_replica},
         {"/basalt.v1.NodeAdmin/HandOverLeadership",
          &basalt__v1__hand_over_leadership_request__descriptor, admin_hand_over},
+        {"/basalt.v1.NodeAdmin/ChangeReplicas", &basalt__v1__change_replicas_request__descriptor,
+         admin_change_replicas},
     };
     int rc;
 

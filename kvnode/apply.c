@@ -49,18 +49,6 @@ static node_applied_result node_apply_command(node *n, node_replica *r, const ra
     return result;
 }
 
-static void node_apply_conf_change(node_replica *r, kvs_batch *batch, const raft_entry *e) {
-    raft_conf_state conf;
-
-    if (raft_apply_conf_change(r->raft, e, &conf) != RAFT_OK) {
-        log_error("shard %llu: membership change at %llu cannot be applied",
-                  (unsigned long long)r->shard_id, (unsigned long long)e->index);
-        return;
-    }
-    r->conf = conf;
-    node_stage_replica_state(r, batch);
-}
-
 /* The pending write proposed at e's index, if it is still waiting. */
 static node_pending_write *node_pending_at(node_replica *r, raft_index_t index) {
     for (size_t i = 0; i < r->n_writes; i++) {
@@ -81,7 +69,7 @@ void node_apply_committed(node *n, node_replica *r) {
         bool existed = false;
 
         if (e->type == RAFT_ENTRY_CONF_CHANGE)
-            node_apply_conf_change(r, n->apply_batch, e);
+            result = node_apply_conf_change(n, r, e);
         else if (e->len > 0)
             result = node_apply_command(n, r, e, &existed);
 

@@ -197,18 +197,18 @@ static void node_handle_admin(node *n, node_in *in) {
     const ProtobufCMessage *ok = NULL;
 
     switch (in->kind) {
-    case NODE_IN_CREATE_REPLICA:
-        rc = node_create_replica(
-            n, ((const Basalt__V1__CreateReplicaRequest *)(const void *)in->request)->descriptor,
-            why, sizeof(why));
+    case NODE_IN_CREATE_REPLICA: {
+        const Basalt__V1__CreateReplicaRequest *req = (const void *)in->request;
+        rc = node_create_replica(n, req->descriptor, req->bootstrap, why, sizeof(why));
         ok = &created.base;
         break;
-    case NODE_IN_REMOVE_REPLICA:
-        rc = node_remove_replica(
-            n, ((const Basalt__V1__RemoveReplicaRequest *)(const void *)in->request)->shard_id, why,
-            sizeof(why));
+    }
+    case NODE_IN_REMOVE_REPLICA: {
+        const Basalt__V1__RemoveReplicaRequest *req = (const void *)in->request;
+        rc = node_remove_replica(n, req->shard_id, req->replica_id, why, sizeof(why));
         ok = &removed.base;
         break;
+    }
     default:
         rc = node_update_peers(n, (const void *)in->request, why, sizeof(why));
         ok = &updated.base;
@@ -294,6 +294,9 @@ static void node_dispatch(node *n, node_in *in) {
         break;
     case NODE_IN_STATUS:
         node_handle_status(n, in);
+        break;
+    case NODE_IN_CHANGE_REPLICAS:
+        node_handle_change_replicas(n, in);
         break;
     case NODE_IN_SPLIT:
         node_handle_split(n, in);
@@ -569,7 +572,7 @@ int node_start(const node_config *config, node **out) {
         self.replica_id = n->id;
         desc.n_replicas = 1;
         desc.replicas = replicas;
-        if ((rc = node_create_replica(n, &desc, why, sizeof(why))) != 0) {
+        if ((rc = node_create_replica(n, &desc, true, why, sizeof(why))) != 0) {
             log_error("cannot bootstrap shard 1: %s", why);
             node_free(n);
             return rc;

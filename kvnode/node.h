@@ -10,6 +10,7 @@
  *   transport.c  Raft messages to and from other nodes
  *   snapshot.c   shard snapshots: sending, receiving, installing; log compaction
  *   split.c      splitting a shard in two: proposing, applying, the new group
+ *   membership.c changing a shard's replicas (joint consensus), its descriptor
  */
 #ifndef BASALT_KVNODE_NODE_H
 #define BASALT_KVNODE_NODE_H
@@ -32,6 +33,12 @@
 /* Elections after 10 to 20 ticks without a leader; heartbeats every 2. */
 #define NODE_ELECTION_TICKS  10
 #define NODE_HEARTBEAT_TICKS 2
+/* Where a new shard's Raft log starts (made by a split, or the first shard):
+ * applied and truncated at this index, the same on every replica. Above 0,
+ * so a replica added later, whose log is empty, is always sent a snapshot
+ * rather than the shard's history from its first entry. */
+#define NODE_GROUP_INIT_INDEX 5
+#define NODE_GROUP_INIT_TERM  5
 /* Replicas one node hosts at most. */
 #define NODE_REPLICAS_MAX 4096
 /* Other nodes one node knows at most. */
@@ -66,6 +73,7 @@ typedef enum {
     NODE_IN_SNAPSHOT_SENT,
     NODE_IN_SPLIT,
     NODE_IN_HAND_OVER,
+    NODE_IN_CHANGE_REPLICAS,
 } node_in_kind;
 
 /* One request for the loop. Requests from calls point into the call's own
@@ -98,6 +106,8 @@ typedef enum {
     NODE_APPLIED_KEY_MOVED,
     /* A split planned against an epoch the shard no longer has: skipped. */
     NODE_APPLIED_STALE_SPLIT,
+    /* A membership change planned against another conf_ver: skipped. */
+    NODE_APPLIED_STALE_CONF,
 } node_applied_result;
 
 /* A write (or split) proposed by this replica while leader, waiting to be
@@ -295,9 +305,15 @@ bool node_push(node *n, node_in *in);
 /* ---- replica.c (loop thread) ---- */
 
 int node_load_replicas(node *n);
-int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, char *why,
+/* Creates a replica of desc here. `bootstrap`: one of a new shard's first
+ * replicas, whose log starts at NODE_GROUP_INIT_INDEX; otherwise it starts
+ * empty and waits for its leader's snapshot. */
+int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, bool bootstrap,
+                        char *why, size_t why_size);
+/* Removes the shard's replica here, data and Raft state; replica_id, when not
+ * 0, must be its id. */
+int node_remove_replica(node *n, uint64_t shard_id, uint64_t replica_id, char *why,
                         size_t why_size);
-int node_remove_replica(node *n, uint64_t shard_id, char *why, size_t why_size);
 void node_free_replica(node_replica *r);
 node_replica *node_replica_by_shard(node *n, uint64_t shard_id);
 node_replica *node_replica_by_key(node *n, const uint8_t *key, size_t key_len);
@@ -346,6 +362,16 @@ int node_activate_replica(node *n, node_replica *r);
 /* A new replica object of `desc` (not started); NULL when out of memory. */
 node_replica *node_new_replica(const Basalt__V1__ShardDescriptor *desc, uint64_t replica_id);
 void node_conf_from_desc(const Basalt__V1__ShardDescriptor *d, raft_conf_state *conf);
+
+/* ---- membership.c (loop thread) ---- */
+
+/* A ChangeReplicas call: checks it and proposes the membership change. */
+void node_handle_change_replicas(node *n, node_in *in);
+/* Applies a committed membership change entry (from apply.c). */
+node_applied_result node_apply_conf_change(node *n, node_replica *r, const raft_entry *e);
+/* Whether an applied ChangeReplicas may be answered: the shard has left the
+ * joint membership. */
+bool node_change_replicas_answerable(const node_replica *r);
 
 /* ---- requests.c (loop thread) ---- */
 

@@ -266,8 +266,8 @@ static int node_check_new_replica(node *n, const Basalt__V1__ShardDescriptor *d,
     return 0;
 }
 
-int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, char *why,
-                        size_t why_size) {
+int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, bool bootstrap,
+                        char *why, size_t why_size) {
     uint64_t replica_id;
     node_replica *r;
     int rc;
@@ -279,8 +279,13 @@ int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, char *
         snprintf(why, why_size, "out of memory");
         return BS_ERR_NOMEM;
     }
-    /* A fresh log (a shard id is never reused on a node). */
-    if ((rc = rlog_open(n->store, r->shard_id, &r->log)) != 0) {
+    /* A fresh log: a replica removed from here left no Raft state behind. */
+    if (bootstrap) {
+        rlog_stage_initial(n->persist_batch, r->shard_id, NODE_GROUP_INIT_INDEX,
+                           NODE_GROUP_INIT_TERM);
+        rc = kvs_batch_write(n->persist_batch, true);
+    }
+    if (rc != 0 || (rc = rlog_open(n->store, r->shard_id, &r->log)) != 0) {
         snprintf(why, why_size, "cannot open the raft log of shard %llu",
                  (unsigned long long)r->shard_id);
         node_free_replica(r);
@@ -300,7 +305,8 @@ int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, char *
     return 0;
 }
 
-int node_remove_replica(node *n, uint64_t shard_id, char *why, size_t why_size) {
+int node_remove_replica(node *n, uint64_t shard_id, uint64_t replica_id, char *why,
+                        size_t why_size) {
     int at = -1;
 
     for (int i = 0; i < n->n_replicas; i++) {
@@ -309,6 +315,12 @@ int node_remove_replica(node *n, uint64_t shard_id, char *why, size_t why_size) 
     }
     if (at < 0) {
         snprintf(why, why_size, "no replica of shard %llu here", (unsigned long long)shard_id);
+        return BS_ERR_NOT_FOUND;
+    }
+    if (replica_id != 0 && n->replicas[at]->replica_id != replica_id) {
+        snprintf(why, why_size, "the replica of shard %llu here is %llu, not %llu",
+                 (unsigned long long)shard_id, (unsigned long long)n->replicas[at]->replica_id,
+                 (unsigned long long)replica_id);
         return BS_ERR_NOT_FOUND;
     }
     node_replica *r = n->replicas[at];

@@ -240,8 +240,17 @@ static void node_reply_write(node *n, node_replica *r, node_pending_write *w) {
         rpc_call_fail(in->call, GRPC_STATUS_FAILED_PRECONDITION,
                       "shard %llu changed before the split applied: nothing was split",
                       (unsigned long long)r->shard_id);
+    } else if (w->result == NODE_APPLIED_STALE_CONF) {
+        rpc_call_fail(in->call, GRPC_STATUS_FAILED_PRECONDITION,
+                      "shard %llu: its membership changed before the change applied: nothing "
+                      "was changed",
+                      (unsigned long long)r->shard_id);
     } else if (in->kind == NODE_IN_SPLIT) {
         node_reply_split(n, r, in);
+    } else if (in->kind == NODE_IN_CHANGE_REPLICAS) {
+        Basalt__V1__ChangeReplicasResponse resp = BASALT__V1__CHANGE_REPLICAS_RESPONSE__INIT;
+        resp.descriptor = r->desc;
+        rpc_call_reply(in->call, &resp.base);
     } else if (in->kind == NODE_IN_PUT) {
         Basalt__V1__PutResponse resp = BASALT__V1__PUT_RESPONSE__INIT;
         rpc_call_reply(in->call, &resp.base);
@@ -466,6 +475,17 @@ void node_handle_read(node *n, node_in *in) {
         node_answer(in);
         return;
     }
+    if (level == BASALT__V1__CONSISTENCY__CONSISTENCY_EVENTUAL &&
+        node_of_replica(r, r->replica_id) == 0) {
+        /* Removed from its shard, and no longer told what is written. */
+        rpc_call_add_trailer(in->call, NODE_TRAILER_ERROR, "not-ready");
+        rpc_call_fail(in->call, GRPC_STATUS_UNAVAILABLE,
+                      "shard %llu: the replica on node %llu was removed from the shard; read "
+                      "from another",
+                      (unsigned long long)r->shard_id, (unsigned long long)n->id);
+        node_answer(in);
+        return;
+    }
     if (level == BASALT__V1__CONSISTENCY__CONSISTENCY_EVENTUAL) {
         node_serve_read(n, r, in);
         return;
@@ -534,6 +554,10 @@ void node_answer_after_apply(node *n, node_replica *r) {
         if (w->in == NULL)
             continue;
         if (w->applied) {
+            /* A membership change is answered once the joint one is left. */
+            if (w->in->kind == NODE_IN_CHANGE_REPLICAS && w->result == NODE_APPLIED_DONE &&
+                !node_change_replicas_answerable(r))
+                continue;
             node_reply_write(n, r, w);
         } else if (w->superseded) {
             /* Another entry is committed at its index: by Raft's log

@@ -6,7 +6,7 @@
  *   - the shard keeps [start, key) and its version goes up by one;
  *   - a new shard [key, end) with the same version, on the same nodes, gets a
  *     new Raft group whose replicas all start from the same state: log
- *     applied and truncated at NODE_SPLIT_INIT_INDEX. Its keys are already in
+ *     applied and truncated at NODE_GROUP_INIT_INDEX. Its keys are already in
  *     the data column family, so nothing is copied.
  * Both descriptors and the new group's state go into the apply batch with
  * the applied index, so a crash never leaves half a split. Writes and reads
@@ -28,11 +28,6 @@
 #include "runtime/error.h"
 #include "runtime/kv_limits.h"
 #include "runtime/log.h"
-
-/* Where a shard made by a split starts its log: above 0, so that every entry
- * a leader could send refers to a point all replicas already share. */
-#define NODE_SPLIT_INIT_INDEX 5
-#define NODE_SPLIT_INIT_TERM  5
 
 /* Keys sampled while looking for the middle of a shard, at most. */
 #define NODE_SPLIT_SAMPLES 128
@@ -302,7 +297,7 @@ node_applied_result node_apply_split(node *n, node_replica *r, const Basalt__V1_
     raft_conf_state conf;
     node_conf_from_desc(right, &conf);
     node_stage_replica_record(right, replica_id, &conf, n->apply_batch);
-    rlog_stage_initial(n->apply_batch, right->id, NODE_SPLIT_INIT_INDEX, NODE_SPLIT_INIT_TERM);
+    rlog_stage_initial(n->apply_batch, right->id, NODE_GROUP_INIT_INDEX, NODE_GROUP_INIT_TERM);
     n->new_shards[n->n_new_shards++] = (node_new_shard){
         .desc = right,
         .replica_id = replica_id,

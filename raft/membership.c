@@ -13,19 +13,21 @@
  * leader change in the middle never leaves the group joint.
  *
  * Wire format of a conf change entry: version byte (1), change count byte,
- * then per change a type byte and an 8-byte little-endian member id.
+ * then per change a type byte and an 8-byte little-endian member id, then
+ * the host's context, if any, up to the end of the entry.
  */
 #include <string.h>
 
 #include "raft/core.h"
 
 #define RAFT_CONF_CHANGE_VERSION   1
-#define RAFT_CONF_CHANGE_BYTES_MAX (2 + RAFT_CHANGES_MAX * 9)
+#define RAFT_CONF_CHANGE_BYTES_MAX (2 + RAFT_CHANGES_MAX * 9 + RAFT_CONF_CONTEXT_MAX)
 
 int raft_conf_change_encode(const raft_conf_change *cc, uint8_t *buf, uint32_t cap, uint32_t *len) {
     uint32_t n = 0;
 
-    if (cc->n_changes > RAFT_CHANGES_MAX || cap < 2 + cc->n_changes * 9)
+    if (cc->n_changes > RAFT_CHANGES_MAX || cc->context_len > RAFT_CONF_CONTEXT_MAX ||
+        cap < 2 + cc->n_changes * 9 + cc->context_len)
         return RAFT_ERR_INVALID;
     buf[n++] = RAFT_CONF_CHANGE_VERSION;
     buf[n++] = (uint8_t)cc->n_changes;
@@ -34,16 +36,20 @@ int raft_conf_change_encode(const raft_conf_change *cc, uint8_t *buf, uint32_t c
         for (int b = 0; b < 8; b++)
             buf[n++] = (uint8_t)(cc->changes[i].id >> (8 * b));
     }
-    *len = n;
+    if (cc->context_len > 0)
+        memcpy(buf + n, cc->context, cc->context_len);
+    *len = n + cc->context_len;
     return RAFT_OK;
 }
 
 int raft_conf_change_decode(const uint8_t *data, uint32_t len, raft_conf_change *cc) {
     memset(cc, 0, sizeof(*cc));
     if (len < 2 || data[0] != RAFT_CONF_CHANGE_VERSION || data[1] > RAFT_CHANGES_MAX ||
-        len != 2u + data[1] * 9u)
+        len < 2u + data[1] * 9u)
         return RAFT_ERR_CORRUPT;
     cc->n_changes = data[1];
+    cc->context_len = len - (2u + data[1] * 9u);
+    cc->context = cc->context_len > 0 ? data + 2u + data[1] * 9u : NULL;
     for (uint32_t i = 0; i < cc->n_changes; i++) {
         const uint8_t *p = data + 2 + i * 9;
         if (p[0] > RAFT_CHANGE_REMOVE)

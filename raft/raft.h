@@ -265,11 +265,19 @@ typedef struct {
 
 #define RAFT_CHANGES_MAX RAFT_MEMBERS_MAX
 
+/* Bytes of host context a membership change may carry, at most. */
+#define RAFT_CONF_CONTEXT_MAX 512
+
 /* A membership change as carried in a RAFT_ENTRY_CONF_CHANGE entry. Empty
- * (n_changes 0) means "leave the joint configuration". */
+ * (n_changes 0) means "leave the joint configuration". The context is the
+ * host's, opaque to Raft and applied with the change (a host that names its
+ * members by more than their ids puts the rest there). Decoding points it
+ * into the entry's data. */
 typedef struct {
     uint32_t n_changes;
     raft_change changes[RAFT_CHANGES_MAX];
+    const uint8_t *context;
+    uint32_t context_len;
 } raft_conf_change;
 
 /* Proposes a membership change (entering a joint configuration). The leader

@@ -26,6 +26,12 @@
 #define ROUTER_DATA_DIR_DEFAULT   "router-data"
 #define ROUTER_REPLICAS_DEFAULT   3
 #define ROUTER_DOWN_AFTER_DEFAULT 10000
+/* --down-after: how long a node may be down before its replicas are made
+ * again elsewhere (default 60 s; at least one second, at most a week). */
+#define ROUTER_DEAD_AFTER_DEFAULT_MS (60 * 1000)
+#define ROUTER_DEAD_AFTER_MIN_MS     1000
+#define ROUTER_DEAD_AFTER_MAX_MS     (7ull * 24 * 3600 * 1000)
+#define ROUTER_MAX_MOVES_DEFAULT     2
 /* Upper bounds of --split-size-mb (1 TiB) and --split-qps. */
 #define ROUTER_SPLIT_SIZE_MB_MAX (1024 * 1024)
 #define ROUTER_SPLIT_QPS_MAX     10000000
@@ -41,13 +47,16 @@ typedef struct {
     uint64_t split_size_mb;
     uint64_t split_qps;
     bool balance_leaders;
+    uint64_t dead_after_ms;
+    uint64_t max_moves;
 } router_config;
 
 static void router_usage(FILE *out) {
     fprintf(out,
             "usage: router [--listen HOST:PORT] [--data-dir DIR] [--replicas N]\n"
             "              [--node-down-after-ms MS] [--zone NAME] [--split-size-mb MB]\n"
-            "              [--split-qps N] [--balance-leaders on|off] [--log-level LEVEL]\n"
+            "              [--split-qps N] [--balance-leaders on|off] [--down-after DURATION]\n"
+            "              [--max-moves N] [--log-level LEVEL]\n"
             "\n"
             "Basalt's router: serves basalt.v1.KV by forwarding to the kvnodes.\n"
             "\n"
@@ -64,6 +73,11 @@ static void router_usage(FILE *out) {
             "                            this for 10 s (default 2000; 0: never)\n"
             "  --balance-leaders on|off  hand leaderships over so that no node leads more\n"
             "                            than one shard over another (default on)\n"
+            "  --down-after DURATION     a node down this long (500ms, 60s, 5m) loses its\n"
+            "                            replicas: they are made again on other nodes\n"
+            "                            (default 60s, 1s to 168h)\n"
+            "  --max-moves N             replica moves the scheduler runs at once (default 2,\n"
+            "                            1 to 64)\n"
             "  --log-level LEVEL         debug, info, warn or error (default info)\n");
 }
 
@@ -77,6 +91,8 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
         {"split-size-mb", required_argument, NULL, 'S'},
         {"split-qps", required_argument, NULL, 'Q'},
         {"balance-leaders", required_argument, NULL, 'B'},
+        {"down-after", required_argument, NULL, 'A'},
+        {"max-moves", required_argument, NULL, 'M'},
         {"log-level", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -92,7 +108,9 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
                            "",
                            ROUTER_SPLIT_SIZE_MB_DEFAULT,
                            ROUTER_SPLIT_QPS_DEFAULT,
-                           true};
+                           true,
+                           ROUTER_DEAD_AFTER_DEFAULT_MS,
+                           ROUTER_MAX_MOVES_DEFAULT};
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
@@ -146,6 +164,20 @@ static int router_parse_args(int argc, char **argv, router_config *cfg) {
             }
             cfg->balance_leaders = strcmp(optarg, "on") == 0;
             break;
+        case 'A':
+            if (parse_duration_ms(optarg, ROUTER_DEAD_AFTER_MIN_MS, ROUTER_DEAD_AFTER_MAX_MS,
+                                  &cfg->dead_after_ms) != 0) {
+                fprintf(stderr, "router: --down-after takes a duration from 1s to 168h, with "
+                                "its unit: 500ms, 60s, 5m\n");
+                return ROUTER_EXIT_USAGE;
+            }
+            break;
+        case 'M':
+            if (parse_u64(optarg, 1, ROUTER_MOVES_MAX, &cfg->max_moves) != 0) {
+                fprintf(stderr, "router: --max-moves takes 1 to %d\n", ROUTER_MOVES_MAX);
+                return ROUTER_EXIT_USAGE;
+            }
+            break;
         case 'v':
             if (log_parse_level(optarg, &level) != 0) {
                 fprintf(stderr, "router: unknown log level '%s'\n", optarg);
@@ -191,7 +223,8 @@ int main(int argc, char **argv) {
     }
     if (meta_open(cfg.data_dir, &m) != 0)
         return ROUTER_EXIT_START_FAILED;
-    if (router_state_init(&state, m, cfg.replicas, cfg.down_after_ms) != 0 ||
+    if (router_state_init(&state, m, cfg.replicas, cfg.down_after_ms, cfg.dead_after_ms,
+                          (int)cfg.max_moves) != 0 ||
         (px = proxy_create(&state, cfg.zone)) == NULL) {
         meta_close(m);
         return ROUTER_EXIT_START_FAILED;

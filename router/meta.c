@@ -1,9 +1,12 @@
 /* meta: router state in RocksDB. Keys: "cluster-id"; "next-id/<kind>" (the
  * next free id, 8 bytes little-endian); "node/<id 8 bytes big-endian>" ->
- * "address\0zone". Every write is synced. */
+ * "address\0zone"; "admin/<id>" -> one byte of meta_node_admin (absent:
+ * active); "removed/<id>" -> empty; "schedule" -> one byte, 0 when off.
+ * Every write is synced. */
 #include "router/meta.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,10 +154,13 @@ int meta_reserve_ids(meta *m, meta_id_kind kind, uint64_t id) {
     return rc;
 }
 
-static void meta_node_key(uint64_t id, char *key) {
-    memcpy(key, "node/", 5);
+/* "<prefix><id 8 bytes big-endian>" into key; returns its length. */
+static size_t meta_id_key(const char *prefix, uint64_t id, char *key) {
+    size_t pl = strlen(prefix);
+    memcpy(key, prefix, pl);
     for (int i = 0; i < 8; i++)
-        key[5 + i] = (char)(id >> (8 * (7 - i)));
+        key[pl + i] = (char)(id >> (8 * (7 - i)));
+    return pl + 8;
 }
 
 int meta_put_node(meta *m, uint64_t id, const char *address, const char *zone) {
@@ -165,7 +171,7 @@ int meta_put_node(meta *m, uint64_t id, const char *address, const char *zone) {
 
     if (value == NULL)
         return BS_ERR_NOMEM;
-    meta_node_key(id, key);
+    meta_id_key("node/", id, key);
     memcpy(value, address, al + 1);
     memcpy(value + al + 1, zone, zl + 1);
     rc = meta_put(m, key, sizeof(key), value, al + zl + 2);
@@ -194,4 +200,60 @@ int meta_each_node(meta *m, meta_node_cb cb, void *ctx) {
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     return err ? meta_error(err, "scan") : 0;
+}
+
+/* One byte stored under key, or `otherwise` when there is none. */
+static uint8_t meta_get_byte(meta *m, const char *key, size_t key_len, uint8_t otherwise) {
+    char *value;
+    size_t len;
+    uint8_t byte = otherwise;
+
+    if (meta_get(m, key, key_len, &value, &len) == 0 && value != NULL && len == 1)
+        byte = (uint8_t)value[0];
+    rocksdb_free(value);
+    return byte;
+}
+
+int meta_put_node_admin(meta *m, uint64_t id, meta_node_admin admin) {
+    char key[32];
+    uint8_t byte = (uint8_t)admin;
+    return meta_put(m, key, meta_id_key("admin/", id, key), &byte, 1);
+}
+
+meta_node_admin meta_node_admin_of(meta *m, uint64_t id) {
+    char key[32];
+    uint8_t byte = meta_get_byte(m, key, meta_id_key("admin/", id, key), META_NODE_ACTIVE);
+    return byte <= META_NODE_DRAINED ? (meta_node_admin)byte : META_NODE_ACTIVE;
+}
+
+int meta_remove_node(meta *m, uint64_t id) {
+    rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
+    char key[32];
+    char *err = NULL;
+
+    rocksdb_writebatch_put(batch, key, meta_id_key("removed/", id, key), "", 0);
+    rocksdb_writebatch_delete(batch, key, meta_id_key("node/", id, key));
+    rocksdb_writebatch_delete(batch, key, meta_id_key("admin/", id, key));
+    rocksdb_write(m->db, m->sync, batch, &err);
+    rocksdb_writebatch_destroy(batch);
+    return err ? meta_error(err, "remove node") : 0;
+}
+
+bool meta_node_removed(meta *m, uint64_t id) {
+    char key[32];
+    char *value;
+    size_t len;
+    bool removed = meta_get(m, key, meta_id_key("removed/", id, key), &value, &len) == 0 &&
+                   value != NULL;
+    rocksdb_free(value);
+    return removed;
+}
+
+int meta_put_schedule_enabled(meta *m, bool enabled) {
+    uint8_t byte = enabled ? 1 : 0;
+    return meta_put(m, "schedule", 8, &byte, 1);
+}
+
+bool meta_schedule_enabled(meta *m) {
+    return meta_get_byte(m, "schedule", 8, 1) != 0;
 }

@@ -1,10 +1,12 @@
 /* meta: the router's own durable state, in a small RocksDB of its own: the
- * cluster id, the id allocators (nodes, shards, replicas), and the node
- * registry (id, address, zone). Shard descriptors are not here: the shards
+ * cluster id, the id allocators (nodes, shards, replicas), the node
+ * registry (id, address, zone, drain state, removed ids) and the
+ * scheduler's on/off switch. Shard descriptors are not here: the shards
  * themselves hold them, and heartbeats bring them back after a restart. */
 #ifndef BASALT_ROUTER_META_H
 #define BASALT_ROUTER_META_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct meta meta;
@@ -29,6 +31,23 @@ int meta_reserve_ids(meta *m, meta_id_kind kind, uint64_t id);
 
 /* Records a node's address and zone durably. */
 int meta_put_node(meta *m, uint64_t id, const char *address, const char *zone);
+
+/* What an operator made of a node: in service, having its replicas moved
+ * off, or done with that (safe to stop). */
+typedef enum { META_NODE_ACTIVE = 0, META_NODE_DRAINING = 1, META_NODE_DRAINED = 2 } meta_node_admin;
+
+int meta_put_node_admin(meta *m, uint64_t id, meta_node_admin admin);
+meta_node_admin meta_node_admin_of(meta *m, uint64_t id);
+
+/* Forgets a node for good: its record goes, and its id may never register
+ * again. */
+int meta_remove_node(meta *m, uint64_t id);
+bool meta_node_removed(meta *m, uint64_t id);
+
+/* Whether the scheduler may start replica moves and leader hand-overs (an
+ * operator's switch, kept across restarts; on unless turned off). */
+int meta_put_schedule_enabled(meta *m, bool enabled);
+bool meta_schedule_enabled(meta *m);
 
 /* Calls cb for each recorded node. */
 typedef void (*meta_node_cb)(void *ctx, uint64_t id, const char *address, const char *zone);

@@ -7,6 +7,8 @@
 
 #include "basalt/v1/raft.pb-c.h"
 #include "router/balance.h"
+#include "router/move.h"
+#include "router/placement.h"
 #include "router/split.h"
 #include "runtime/log.h"
 
@@ -17,6 +19,7 @@ struct router_scheduler {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
+    int moves_running; /* move threads not yet ended, under lock */
 };
 
 /* Waits one check interval; false when stopping. */
@@ -83,6 +86,86 @@ static void router_repair_missing(router_state *s) {
     }
 }
 
+/* Replicas nodes still hold that their shards have moved on from. */
+static void router_collect_garbage(router_state *s) {
+    router_garbage garbage[ROUTER_GARBAGE_PER_CHECK];
+    int n = router_take_garbage(s, garbage, ROUTER_GARBAGE_PER_CHECK);
+
+    for (int i = 0; i < n; i++)
+        router_delete_replica(s, garbage[i].node_id, garbage[i].shard_id, garbage[i].replica_id);
+}
+
+/* Learners left by moves a router restart cut short: rolled back. */
+static void router_remove_stray_learners(router_state *s) {
+    uint64_t shards[ROUTER_STRAYS_PER_CHECK], replicas[ROUTER_STRAYS_PER_CHECK];
+    int n = router_stray_learners(s, shards, replicas, ROUTER_STRAYS_PER_CHECK);
+
+    for (int i = 0; i < n; i++)
+        router_remove_learner(s, shards[i], replicas[i]);
+}
+
+static void router_finish_drains(router_state *s) {
+    uint64_t ids[ROUTER_NODES_MAX];
+    int n = router_drained_nodes(s, ids, ROUTER_NODES_MAX);
+
+    for (int i = 0; i < n; i++) {
+        if (router_set_node_admin(s, ids[i], META_NODE_DRAINED) == 0)
+            log_info("node %llu is drained: it holds no replica and can be stopped",
+                     (unsigned long long)ids[i]);
+    }
+}
+
+typedef struct {
+    router_scheduler *sc;
+    router_move_plan plan;
+} router_move_job;
+
+static void *router_move_main(void *arg) {
+    router_move_job *job = arg;
+    router_scheduler *sc = job->sc;
+    router_move_result res;
+
+    router_move(sc->state, job->plan.shard_id, job->plan.from_node, job->plan.to_node,
+                job->plan.reason, &res);
+    free(job);
+    pthread_mutex_lock(&sc->lock);
+    sc->moves_running--;
+    pthread_cond_broadcast(&sc->wake);
+    pthread_mutex_unlock(&sc->lock);
+    return NULL;
+}
+
+/* Starts the moves placement asks for, each on a thread of its own, up to
+ * --max-moves at once (moves asked for by operators count too). */
+static void router_start_moves(router_scheduler *sc) {
+    router_move_plan plans[ROUTER_MOVES_MAX];
+    router_state *s = sc->state;
+
+    pthread_mutex_lock(&s->lock);
+    int room = s->moves_max - s->n_moves;
+    pthread_mutex_unlock(&s->lock);
+    int n = room > 0 ? router_plan_moves(s, plans, room) : 0;
+    for (int i = 0; i < n; i++) {
+        router_move_job *job = calloc(1, sizeof(*job));
+        pthread_t thread;
+        if (job == NULL)
+            return;
+        job->sc = sc;
+        job->plan = plans[i];
+        pthread_mutex_lock(&sc->lock);
+        sc->moves_running++;
+        pthread_mutex_unlock(&sc->lock);
+        if (pthread_create(&thread, NULL, router_move_main, job) != 0) {
+            free(job);
+            pthread_mutex_lock(&sc->lock);
+            sc->moves_running--;
+            pthread_mutex_unlock(&sc->lock);
+            return;
+        }
+        pthread_detach(thread);
+    }
+}
+
 static void *router_scheduler_main(void *arg) {
     router_scheduler *sc = arg;
     uint64_t next_balance_ms = router_now_ms() + ROUTER_BALANCE_CHECK_MS;
@@ -90,10 +173,17 @@ static void *router_scheduler_main(void *arg) {
     while (router_scheduler_wait(sc)) {
         router_split_one(sc);
         router_repair_missing(sc->state);
+        router_collect_garbage(sc->state);
+        router_finish_drains(sc->state);
+        if (!router_schedule_enabled(sc->state))
+            continue;
+        router_remove_stray_learners(sc->state);
+        /* Leaders first: a hand-over is cheap, a replica move copies data. */
         if (sc->config.balance_leaders && router_now_ms() >= next_balance_ms) {
             router_balance_leaders(sc->state);
             next_balance_ms = router_now_ms() + ROUTER_BALANCE_CHECK_MS;
         }
+        router_start_moves(sc);
     }
     return NULL;
 }
@@ -107,6 +197,7 @@ router_scheduler *router_scheduler_start(router_state *s, const router_scheduler
     sc->config = *config;
     pthread_mutex_init(&sc->lock, NULL);
     pthread_cond_init(&sc->wake, NULL);
+    sc->moves_running = 0;
     if (pthread_create(&sc->thread, NULL, router_scheduler_main, sc) != 0) {
         pthread_mutex_destroy(&sc->lock);
         pthread_cond_destroy(&sc->wake);
@@ -121,9 +212,15 @@ void router_scheduler_stop(router_scheduler *sc) {
         return;
     pthread_mutex_lock(&sc->lock);
     sc->stopping = true;
-    pthread_cond_signal(&sc->wake);
+    pthread_cond_broadcast(&sc->wake);
     pthread_mutex_unlock(&sc->lock);
     pthread_join(sc->thread, NULL);
+    router_set_stopping(sc->state);
+    /* Moves see the state stopping and end at their next step. */
+    pthread_mutex_lock(&sc->lock);
+    while (sc->moves_running > 0)
+        pthread_cond_wait(&sc->wake, &sc->lock);
+    pthread_mutex_unlock(&sc->lock);
     pthread_mutex_destroy(&sc->lock);
     pthread_cond_destroy(&sc->wake);
     free(sc);

@@ -5,7 +5,14 @@
  *   - replicas a split did not make: a node that caught up past a split by a
  *     snapshot of the shard it kept gets an empty replica of the new shard,
  *     which that shard's leader fills with a snapshot;
- *   - leader balance (balance.c), every ROUTER_BALANCE_CHECK_MS. */
+ *   - replicas nodes still hold that their shards no longer have (removed
+ *     while the node was away, or a move's old replica): deleted;
+ *   - nodes being drained that hold nothing more: marked drained;
+ *   and, unless an operator turned scheduling off (kvctl schedule off):
+ *   - learners no move owns (a move a restart cut short): removed;
+ *   - leader balance (balance.c), every ROUTER_BALANCE_CHECK_MS;
+ *   - replica moves (placement.c decides, move.c moves): repair, drain,
+ *     zones and balance, up to --max-moves at once, each on its own thread. */
 #ifndef BASALT_ROUTER_SCHEDULER_H
 #define BASALT_ROUTER_SCHEDULER_H
 
@@ -22,6 +29,9 @@
 #define ROUTER_REPAIRS_PER_CHECK 8
 /* How long the router waits for a node to create a replica. */
 #define ROUTER_REPAIR_TIMEOUT_MS 10000
+/* Replicas deleted as garbage, and stray learners removed, per check. */
+#define ROUTER_GARBAGE_PER_CHECK 16
+#define ROUTER_STRAYS_PER_CHECK  4
 
 typedef struct {
     uint64_t split_bytes; /* split shards larger than this; 0: never */

@@ -8,6 +8,8 @@
 
 #include "basalt/v1/raft.pb-c.h"
 #include "router/balance.h"
+#include "router/move.h"
+#include "router/operations.h"
 #include "router/split.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -45,6 +47,7 @@ static void *router_bootstrap_main(void *arg) {
     d.n_replicas = (size_t)job->n;
     d.replicas = ptrs;
     req.descriptor = &d;
+    req.bootstrap = true;
     log_info("bootstrap: creating shard %llu over every key on %d nodes", (unsigned long long)shard,
              job->n);
     for (int i = 0; i < job->n; i++) {
@@ -105,6 +108,13 @@ static void router_register_node(rpc_call *call, const ProtobufCMessage *request
         return;
     }
     int rc = router_register(s, req->node_id, req->address, req->zone, &id);
+    if (rc == BS_ERR_FAILED_PRECONDITION) {
+        rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION,
+                      "register: node %llu was removed from the cluster; to bring the machine "
+                      "back, start a kvnode with an empty data directory",
+                      (unsigned long long)req->node_id);
+        return;
+    }
     if (rc != 0) {
         rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "register: %s", bs_err_message(rc));
         return;
@@ -170,15 +180,7 @@ static void router_fill_nodes(router_state *s, Basalt__V1__NodeInfo *infos,
 
     router_count_load(s, replicas, leaders);
     for (int i = 0; i < s->n_nodes; i++) {
-        const router_node *n = &s->nodes[i];
-        basalt__v1__node_info__init(&infos[i]);
-        infos[i].id = n->id;
-        infos[i].address = (char *)n->address;
-        infos[i].zone = (char *)n->zone;
-        infos[i].state = router_node_up_locked(s, n, now) ? BASALT__V1__NODE_STATE__NODE_STATE_UP
-                                                          : BASALT__V1__NODE_STATE__NODE_STATE_DOWN;
-        infos[i].replicas = replicas[i];
-        infos[i].leaders = leaders[i];
+        router_node_info(s, i, now, replicas, leaders, &infos[i]);
         ptrs[i] = &infos[i];
     }
 }
@@ -288,6 +290,11 @@ static void router_transfer_leader_blocking(rpc_call *call, const ProtobufCMessa
     router_run_blocking(router_transfer_leader_call, call, request, ctx);
 }
 
+static void router_move_replica_blocking(rpc_call *call, const ProtobufCMessage *request,
+                                         void *ctx) {
+    router_run_blocking(router_move_call, call, request, ctx);
+}
+
 int router_admin_service_register(rpc_server *server, router_state *s) {
     static const struct {
         const char *path;
@@ -304,6 +311,16 @@ int router_admin_service_register(rpc_server *server, router_state *s) {
          router_split_shard_blocking},
         {"/basalt.v1.Admin/TransferLeader", &basalt__v1__transfer_leader_request__descriptor,
          router_transfer_leader_blocking},
+        {"/basalt.v1.Admin/MoveReplica", &basalt__v1__move_replica_request__descriptor,
+         router_move_replica_blocking},
+        {"/basalt.v1.Admin/DrainNode", &basalt__v1__drain_node_request__descriptor,
+         router_drain_node_call},
+        {"/basalt.v1.Admin/RemoveNode", &basalt__v1__remove_node_request__descriptor,
+         router_remove_node_call},
+        {"/basalt.v1.Admin/SetSchedule", &basalt__v1__set_schedule_request__descriptor,
+         router_set_schedule_call},
+        {"/basalt.v1.Admin/ScheduleStatus", &basalt__v1__schedule_status_request__descriptor,
+         router_schedule_status_call},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         int rc = rpc_server_add_method(server, methods[i].path, methods[i].request,

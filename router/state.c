@@ -1,6 +1,7 @@
 /* state: the router's view of nodes and shards. */
 #include "router/state.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@ static int router_bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_
     return c != 0 ? c : (al > bl) - (al < bl);
 }
 
-static int router_node_index(const router_state *s, uint64_t id) {
+int router_node_index(const router_state *s, uint64_t id) {
     for (int i = 0; i < s->n_nodes; i++) {
         if (s->nodes[i].id == id)
             return i;
@@ -38,7 +39,7 @@ bool router_node_up_locked(const router_state *s, const router_node *n, uint64_t
     return n->last_seen_ms && now - n->last_seen_ms < s->down_after_ms;
 }
 
-static router_node *router_node_of(router_state *s, uint64_t id) {
+router_node *router_node_of(router_state *s, uint64_t id) {
     for (int i = 0; i < s->n_nodes; i++) {
         if (s->nodes[i].id == id)
             return &s->nodes[i];
@@ -76,15 +77,23 @@ static router_node *router_put_node(router_state *s, uint64_t id, const char *ad
 }
 
 static void router_load_node(void *ctx, uint64_t id, const char *address, const char *zone) {
-    router_put_node(ctx, id, address, zone);
+    router_state *s = ctx;
+    router_node *n = router_put_node(s, id, address, zone);
+    if (n != NULL)
+        n->admin = meta_node_admin_of(s->meta, id);
 }
 
-int router_state_init(router_state *s, meta *m, int replicas_wanted, uint64_t down_after_ms) {
+int router_state_init(router_state *s, meta *m, int replicas_wanted, uint64_t down_after_ms,
+                      uint64_t dead_after_ms, int moves_max) {
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
     s->meta = m;
     s->replicas_wanted = replicas_wanted;
     s->down_after_ms = down_after_ms;
+    s->dead_after_ms = dead_after_ms;
+    s->started_ms = router_now_ms();
+    s->moves_max = moves_max;
+    s->schedule_enabled = meta_schedule_enabled(m);
     s->shards = calloc(ROUTER_SHARDS_MAX, sizeof(*s->shards));
     if (s->shards == NULL)
         return BS_ERR_NOMEM;
@@ -110,6 +119,8 @@ int router_register(router_state *s, uint64_t node_id, const char *address, cons
 
     if (node_id == 0 && (rc = meta_alloc_ids(s->meta, META_ID_NODE, 1, &node_id)) != 0)
         return rc;
+    if (meta_node_removed(s->meta, node_id))
+        return BS_ERR_FAILED_PRECONDITION; /* removed for good: start it afresh */
     /* A node back with its id (after the router lost its store, say): that
      * id must never go to another node. */
     if ((rc = meta_reserve_ids(s->meta, META_ID_NODE, node_id)) != 0)
@@ -149,7 +160,7 @@ int router_update_address(router_state *s, uint64_t node_id, const char *address
 
 /* ---- the shard map (lock held) ---- */
 
-static int router_shard_index(router_state *s, uint64_t shard_id) {
+int router_shard_index(router_state *s, uint64_t shard_id) {
     for (int i = 0; i < s->n_shards; i++) {
         if (s->shards[i].desc->id == shard_id)
             return i;
@@ -162,7 +173,7 @@ static bool router_epoch_newer(const Basalt__V1__ShardDescriptor *a,
     return a->version > b->version || (a->version == b->version && a->conf_ver > b->conf_ver);
 }
 
-static Basalt__V1__ShardDescriptor *router_desc_copy(const Basalt__V1__ShardDescriptor *d) {
+Basalt__V1__ShardDescriptor *router_desc_copy(const Basalt__V1__ShardDescriptor *d) {
     size_t len = basalt__v1__shard_descriptor__get_packed_size(d);
     uint8_t *buf = malloc(len ? len : 1);
     Basalt__V1__ShardDescriptor *copy = NULL;
@@ -263,6 +274,28 @@ static void router_take_load(router_shard *sh, uint64_t node_id, const Basalt__V
         sh->hot_since_ms = now;
 }
 
+/* A replica reported by a node that its shard no longer has (removed while
+ * the node was away, or a move's old replica the router did not get to
+ * delete): the shard has moved on to a newer membership without it. */
+static void router_note_garbage(router_state *s, const router_shard *sh, uint64_t node_id,
+                                const Basalt__V1__ReplicaStatus *r) {
+    const Basalt__V1__ShardDescriptor *d = sh->desc;
+
+    if (r->replica_id == 0 || d->conf_ver <= r->descriptor->conf_ver || sh->moving)
+        return;
+    for (size_t i = 0; i < d->n_replicas; i++) {
+        if (d->replicas[i]->replica_id == r->replica_id)
+            return;
+    }
+    for (int i = 0; i < s->n_garbage; i++) {
+        if (s->garbage[i].shard_id == d->id && s->garbage[i].replica_id == r->replica_id)
+            return;
+    }
+    if (s->n_garbage < ROUTER_GARBAGE_MAX)
+        s->garbage[s->n_garbage++] =
+            (router_garbage){.node_id = node_id, .shard_id = d->id, .replica_id = r->replica_id};
+}
+
 int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
     pthread_mutex_lock(&s->lock);
     router_node *n = router_node_of(s, req->node_id);
@@ -293,6 +326,7 @@ int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {
             s->shards[at].leader_term = r->term;
         }
         router_take_load(&s->shards[at], req->node_id, r, s->split_qps);
+        router_note_garbage(s, &s->shards[at], req->node_id, r);
     }
     pthread_mutex_unlock(&s->lock);
     return 0;
@@ -451,7 +485,7 @@ int router_missing_replicas(router_state *s, uint64_t settled_ms, router_missing
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_shards && n < cap; i++) {
         const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
-        if (now - s->shards[i].learned_ms < settled_ms)
+        if (now - s->shards[i].learned_ms < settled_ms || s->shards[i].moving)
             continue;
         for (size_t k = 0; k < d->n_replicas && n < cap; k++) {
             const router_node *node = router_node_of(s, d->replicas[k]->node_id);
@@ -492,6 +526,7 @@ static int router_least_leading_voter(const router_state *s, const Basalt__V1__S
         const Basalt__V1__ReplicaDescriptor *rd = d->replicas[k];
         int at = router_node_index(s, rd->node_id);
         if (at < 0 || rd->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER ||
+            s->nodes[at].admin != META_NODE_ACTIVE ||
             !router_node_up_locked(s, &s->nodes[at], now) ||
             !router_node_reports(&s->nodes[at], d->id))
             continue;
@@ -513,12 +548,18 @@ bool router_pick_leader_move(router_state *s, int spread_max, uint64_t backoff_m
     for (int i = 0; i < s->n_shards; i++) {
         const router_shard *sh = &s->shards[i];
         int from = router_node_index(s, sh->leader_node);
-        if (from < 0 || sh->splitting || !router_node_up_locked(s, &s->nodes[from], now) ||
+        if (from < 0 || sh->splitting || sh->moving ||
+            !router_node_up_locked(s, &s->nodes[from], now) ||
             (sh->balance_failed_ms != 0 && now - sh->balance_failed_ms < backoff_ms))
             continue;
         int to = router_least_leading_voter(s, sh->desc, counts, now);
-        if (to >= 0 && (int64_t)counts[from] - counts[to] > best_gap) {
-            best_gap = (int64_t)counts[from] - counts[to];
+        /* A node being drained gives up every leadership, first. */
+        if (to < 0)
+            continue;
+        int64_t gap = s->nodes[from].admin != META_NODE_ACTIVE ? INT32_MAX
+                                                               : (int64_t)counts[from] - counts[to];
+        if (gap > best_gap) {
+            best_gap = gap;
             *shard_id = sh->desc->id;
             *to_node = s->nodes[to].id;
             found = true;
@@ -562,4 +603,104 @@ bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n) {
     }
     pthread_mutex_unlock(&s->lock);
     return go;
+}
+
+/* ---- operator switches ---- */
+
+int router_set_node_admin(router_state *s, uint64_t node_id, meta_node_admin admin) {
+    pthread_mutex_lock(&s->lock);
+    bool known = router_node_of(s, node_id) != NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (!known)
+        return BS_ERR_NOT_FOUND;
+    int rc = meta_put_node_admin(s->meta, node_id, admin);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_node_of(s, node_id);
+    if (n != NULL)
+        n->admin = admin;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+int router_set_schedule(router_state *s, bool enabled) {
+    int rc = meta_put_schedule_enabled(s->meta, enabled);
+    if (rc == 0) {
+        pthread_mutex_lock(&s->lock);
+        s->schedule_enabled = enabled;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return rc;
+}
+
+bool router_schedule_enabled(router_state *s) {
+    pthread_mutex_lock(&s->lock);
+    bool on = s->schedule_enabled;
+    pthread_mutex_unlock(&s->lock);
+    return on;
+}
+
+int router_remove_node(router_state *s, uint64_t node_id, char *why, size_t why_size) {
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_node_of(s, node_id);
+    bool up = n != NULL && router_node_up_locked(s, n, router_now_ms());
+    bool drained = n != NULL && n->admin == META_NODE_DRAINED;
+    pthread_mutex_unlock(&s->lock);
+    if (n == NULL) {
+        snprintf(why, why_size, "no such node");
+        return BS_ERR_NOT_FOUND;
+    }
+    if (up && !drained) {
+        snprintf(why, why_size, "the node is up and not drained: drain it first (kvctl node drain)");
+        return BS_ERR_FAILED_PRECONDITION;
+    }
+    int rc = meta_remove_node(s->meta, node_id);
+    if (rc != 0) {
+        snprintf(why, why_size, "the router's store failed");
+        return rc;
+    }
+    pthread_mutex_lock(&s->lock);
+    int at = router_node_index(s, node_id);
+    if (at >= 0) {
+        /* Calls in flight may still use its channel. */
+        if (s->nodes[at].channel != NULL && s->n_retired < ROUTER_NODES_MAX)
+            s->retired[s->n_retired++] = s->nodes[at].channel;
+        else
+            rpc_channel_close(s->nodes[at].channel);
+        free(s->nodes[at].reported);
+        s->nodes[at] = s->nodes[--s->n_nodes];
+    }
+    pthread_mutex_unlock(&s->lock);
+    log_info("node %llu removed from the cluster; its replicas, if any, are made again elsewhere",
+             (unsigned long long)node_id);
+    return 0;
+}
+
+void router_set_stopping(router_state *s) {
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool router_is_stopping(router_state *s) {
+    pthread_mutex_lock(&s->lock);
+    bool stopping = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return stopping;
+}
+
+void router_node_info(const router_state *s, int at, uint64_t now, const uint32_t *replicas,
+                      const uint32_t *leaders, Basalt__V1__NodeInfo *info) {
+    const router_node *n = &s->nodes[at];
+
+    basalt__v1__node_info__init(info);
+    info->id = n->id;
+    info->address = (char *)n->address;
+    info->zone = (char *)n->zone;
+    info->state = router_node_up_locked(s, n, now) ? BASALT__V1__NODE_STATE__NODE_STATE_UP
+                                                   : BASALT__V1__NODE_STATE__NODE_STATE_DOWN;
+    info->replicas = replicas[at];
+    info->leaders = leaders[at];
+    info->admin_state = (Basalt__V1__NodeAdminState)n->admin;
 }

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t *reported;    /* the shard ids of its last heartbeat (owned) */
     size_t n_reported;
     rpc_channel *channel;
+    meta_node_admin admin; /* active, draining or drained (durable) */
 } router_node;
 
 /* One replica's request count as last reported, and its rate since the
@@ -59,7 +60,36 @@ typedef struct {
     bool splitting;
     uint64_t split_failed_ms; /* when a split of it last failed; 0: never */
     uint64_t learned_ms;      /* when this range (version) was learned */
+    bool moving;              /* a replica move (or a learner's removal) runs */
+    uint64_t move_failed_ms;  /* when a move of it last failed; 0: never */
 } router_shard;
+
+/* Replica moves running at once, at most (the --max-moves flag's bound). */
+#define ROUTER_MOVES_MAX 64
+/* Finished moves kept for `kvctl schedule status`. */
+#define ROUTER_RECENT_MOVES 16
+#define ROUTER_MOVE_REASON_BYTES 160
+
+/* A replica move: running, or recently finished. */
+typedef struct {
+    uint64_t shard_id;
+    uint64_t from_node;
+    uint64_t to_node;
+    char reason[ROUTER_MOVE_REASON_BYTES]; /* why it was started */
+    const char *step;                      /* what it is doing (static text) */
+    uint64_t started_ms;
+    uint64_t finished_ms; /* recent ones */
+    bool ok;
+    char outcome[RPC_STATUS_MESSAGE_BYTES + 128];
+} router_move_info;
+
+/* A replica that its shard no longer has, still on a node: to delete. */
+typedef struct {
+    uint64_t node_id;
+    uint64_t shard_id;
+    uint64_t replica_id;
+} router_garbage;
+#define ROUTER_GARBAGE_MAX 256
 
 /* Where to send a request for one key: a copy taken under the lock. */
 typedef struct {
@@ -87,9 +117,24 @@ typedef struct {
     int splits_in_flight;
     uint64_t split_qps; /* a shard above this rate is hot (0: never) */
     bool bootstrap_started;
+    /* Replica placement (placement.c, move.c). */
+    uint64_t dead_after_ms; /* a node down this long has its replicas re-made */
+    uint64_t started_ms;    /* a node not heard from since counts from here */
+    int moves_max;
+    bool schedule_enabled;
+    router_move_info moves[ROUTER_MOVES_MAX];
+    int n_moves;
+    router_move_info recent[ROUTER_RECENT_MOVES]; /* a ring, newest at recent_next - 1 */
+    int recent_next;
+    int n_recent;
+    char schedule_note[256]; /* the scheduler's last word on placement */
+    router_garbage garbage[ROUTER_GARBAGE_MAX];
+    int n_garbage;
+    bool stopping; /* the router is shutting down: moves end early */
 } router_state;
 
-int router_state_init(router_state *s, meta *m, int replicas_wanted, uint64_t down_after_ms);
+int router_state_init(router_state *s, meta *m, int replicas_wanted, uint64_t down_after_ms,
+                      uint64_t dead_after_ms, int moves_max);
 void router_state_free(router_state *s);
 
 uint64_t router_now_ms(void);
@@ -175,6 +220,32 @@ void router_balance_failed(router_state *s, uint64_t shard_id);
 
 /* Notes that node_id leads shard_id in `term`, unless a newer term is known. */
 void router_set_leader_term(router_state *s, uint64_t shard_id, uint64_t node_id, uint64_t term);
+
+/* Node drain states and the scheduler switch, durably (meta) and in memory.
+ * Return 0, BS_ERR_NOT_FOUND for an unknown node, or a store error. */
+int router_set_node_admin(router_state *s, uint64_t node_id, meta_node_admin admin);
+int router_set_schedule(router_state *s, bool enabled);
+bool router_schedule_enabled(router_state *s);
+
+/* Forgets a node: 0, BS_ERR_NOT_FOUND, or BS_ERR_FAILED_PRECONDITION when it
+ * is up and not drained (why says so). */
+int router_remove_node(router_state *s, uint64_t node_id, char *why, size_t why_size);
+
+void router_set_stopping(router_state *s);
+bool router_is_stopping(router_state *s);
+
+/* ---- lock held ---- */
+
+/* The operator's view of node `at` (pointing into the state), with the
+ * counts of router_count_load. */
+void router_node_info(const router_state *s, int at, uint64_t now, const uint32_t *replicas,
+                      const uint32_t *leaders, Basalt__V1__NodeInfo *info);
+
+router_node *router_node_of(router_state *s, uint64_t id);
+int router_node_index(const router_state *s, uint64_t id);
+int router_shard_index(router_state *s, uint64_t shard_id);
+/* A deep copy; NULL when out of memory. */
+Basalt__V1__ShardDescriptor *router_desc_copy(const Basalt__V1__ShardDescriptor *d);
 
 /* True once (and only once) the cluster has enough nodes and no shard: the
  * caller then creates shard 1. *nodes receives the chosen node ids. */

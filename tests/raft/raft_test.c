@@ -773,6 +773,7 @@ static void test_bad_config_and_messages_refused(void) {
 static void test_conf_change_encoding_round_trips_and_rejects_garbage(void) {
     raft_conf_change cc;
     uint8_t good[] = {1, 1, RAFT_CHANGE_ADD_VOTER, 4, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t with_context[] = {1, 1, RAFT_CHANGE_ADD_VOTER, 4, 0, 0, 0, 0, 0, 0, 0, 'h', 'i'};
     uint8_t bad_version[] = {2, 0};
     uint8_t short_len[] = {1, 1, 0, 4};
     uint8_t zero_id[] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -780,6 +781,11 @@ static void test_conf_change_encoding_round_trips_and_rejects_garbage(void) {
     CU_ASSERT_EQUAL(raft_conf_change_decode(good, sizeof(good), &cc), RAFT_OK);
     CU_ASSERT_EQUAL(cc.n_changes, 1);
     CU_ASSERT_EQUAL(cc.changes[0].id, 4);
+    CU_ASSERT_EQUAL(cc.context_len, 0);
+    CU_ASSERT_EQUAL(raft_conf_change_decode(with_context, sizeof(with_context), &cc), RAFT_OK);
+    CU_ASSERT_EQUAL(cc.n_changes, 1);
+    CU_ASSERT_EQUAL(cc.context_len, 2);
+    CU_ASSERT(cc.context != NULL && cc.context[0] == 'h' && cc.context[1] == 'i');
     CU_ASSERT_EQUAL(raft_conf_change_decode(bad_version, 2, &cc), RAFT_ERR_CORRUPT);
     CU_ASSERT_EQUAL(raft_conf_change_decode(short_len, 4, &cc), RAFT_ERR_CORRUPT);
     CU_ASSERT_EQUAL(raft_conf_change_decode(zero_id, sizeof(zero_id), &cc), RAFT_ERR_CORRUPT);

@@ -28,6 +28,26 @@ static void test_bad_numbers_are_refused_and_leave_out_alone(void) {
     CU_ASSERT_EQUAL(n, 7);
 }
 
+static void test_durations(void) {
+    const char *bad[] = {"", "5", "s", "5x", "5 s", "-5s", "5sec", "1.5s", "99999999999999999999ms"};
+    uint64_t ms = 7;
+
+    CU_ASSERT_EQUAL(parse_duration_ms("500ms", 0, UINT64_MAX, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 500);
+    CU_ASSERT_EQUAL(parse_duration_ms("60s", 0, UINT64_MAX, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 60000);
+    CU_ASSERT_EQUAL(parse_duration_ms("2m", 0, UINT64_MAX, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 120000);
+    CU_ASSERT_EQUAL(parse_duration_ms("1h", 0, UINT64_MAX, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 3600000);
+    ms = 7;
+    CU_ASSERT_EQUAL(parse_duration_ms("99s", 0, 60000, &ms), -1);
+    CU_ASSERT_EQUAL(parse_duration_ms("10ms", 100, 60000, &ms), -1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CU_ASSERT_EQUAL(parse_duration_ms(bad[i], 0, UINT64_MAX, &ms), -1);
+    CU_ASSERT_EQUAL(ms, 7);
+}
+
 static void test_host_port(void) {
     CU_ASSERT_TRUE(parse_host_port("127.0.0.1:7379", 1));
     CU_ASSERT_TRUE(parse_host_port("localhost:65535", 1));
@@ -47,6 +67,7 @@ int main(void) {
         {"bad_numbers_are_refused_and_leave_out_alone",
          test_bad_numbers_are_refused_and_leave_out_alone},
         {"host_port", test_host_port},
+        {"durations", test_durations},
         CU_TEST_INFO_NULL,
     };
     return cunit_run_suite("parse", tests, NULL, NULL);

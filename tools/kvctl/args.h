@@ -19,6 +19,10 @@
 #define KVCTL_TIMEOUT_MS_DEFAULT 5000
 /* kvctl split's timeout when --timeout is not given. */
 #define KVCTL_SPLIT_TIMEOUT_MS 15000
+/* kvctl move's and node drain's (the whole wait), when --timeout is not
+ * given: a move copies a shard (64 MB by default) by snapshot. */
+#define KVCTL_MOVE_TIMEOUT_MS  (5 * 60 * 1000)
+#define KVCTL_DRAIN_TIMEOUT_MS (30 * 60 * 1000)
 /* Longest --timeout accepted: one hour. */
 #define KVCTL_TIMEOUT_MS_MAX  (3600 * 1000)
 #define KVCTL_POSITIONALS_MAX 8

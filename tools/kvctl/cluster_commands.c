@@ -25,6 +25,12 @@ static const char *kvctl_state_name(Basalt__V1__NodeState s) {
     return s == BASALT__V1__NODE_STATE__NODE_STATE_UP ? "up" : "down";
 }
 
+static const char *kvctl_admin_name(Basalt__V1__NodeAdminState s) {
+    return s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINING ? "draining"
+           : s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINED ? "drained"
+                                                                    : "active";
+}
+
 int kvctl_status(basalt_client *client, const kvctl_args *a) {
     Basalt__V1__ClusterStatusRequest req = BASALT__V1__CLUSTER_STATUS_REQUEST__INIT;
     Basalt__V1__ClusterStatusResponse *resp;
@@ -38,11 +44,12 @@ int kvctl_status(basalt_client *client, const kvctl_args *a) {
         json_t *nodes = json_array();
         for (size_t i = 0; i < resp->n_nodes; i++) {
             const Basalt__V1__NodeInfo *n = resp->nodes[i];
-            json_array_append_new(nodes, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I}", "id",
-                                                   (json_int_t)n->id, "address", n->address, "zone",
-                                                   n->zone, "state", kvctl_state_name(n->state),
-                                                   "replicas", (json_int_t)n->replicas, "leaders",
-                                                   (json_int_t)n->leaders));
+            json_array_append_new(
+                nodes, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I}", "id", (json_int_t)n->id,
+                                 "address", n->address, "zone", n->zone, "state",
+                                 kvctl_state_name(n->state), "admin_state",
+                                 kvctl_admin_name(n->admin_state), "replicas",
+                                 (json_int_t)n->replicas, "leaders", (json_int_t)n->leaders));
         }
         rc = output_json(json_pack("{s:s,s:o,s:I}", "cluster_id", resp->cluster_id, "nodes", nodes,
                                    "shards", (json_int_t)resp->shards))
@@ -50,13 +57,14 @@ int kvctl_status(basalt_client *client, const kvctl_args *a) {
                  : KVCTL_EXIT_OK;
     } else {
         printf("cluster %s\n", resp->cluster_id);
-        printf("%-6s %-24s %-10s %-6s %-9s %s\n", "NODE", "ADDRESS", "ZONE", "STATE", "REPLICAS",
-               "LEADERS");
+        printf("%-6s %-24s %-10s %-6s %-9s %-9s %s\n", "NODE", "ADDRESS", "ZONE", "STATE", "ADMIN",
+               "REPLICAS", "LEADERS");
         for (size_t i = 0; i < resp->n_nodes; i++) {
             const Basalt__V1__NodeInfo *n = resp->nodes[i];
-            printf("%-6llu %-24s %-10s %-6s %-9u %u\n", (unsigned long long)n->id,
+            printf("%-6llu %-24s %-10s %-6s %-9s %-9u %u\n", (unsigned long long)n->id,
                    n->address[0] ? n->address : "-", n->zone[0] ? n->zone : "-",
-                   kvctl_state_name(n->state), n->replicas, n->leaders);
+                   kvctl_state_name(n->state), kvctl_admin_name(n->admin_state), n->replicas,
+                   n->leaders);
         }
         printf("shards: %u\n", resp->shards);
     }
@@ -174,6 +182,16 @@ int kvctl_split(basalt_client *client, const kvctl_args *a) {
     return rc;
 }
 
+int kvctl_show_shard(const Basalt__V1__ShardInfo *shard, kvctl_output output) {
+    if (output == KVCTL_OUTPUT_JSON)
+        return output_json(json_pack("{s:o}", "shard", kvctl_shard_json(shard)))
+                   ? KVCTL_EXIT_FAILED
+                   : KVCTL_EXIT_OK;
+    kvctl_print_shard_header();
+    kvctl_print_shard(shard);
+    return KVCTL_EXIT_OK;
+}
+
 int kvctl_transfer_leader(basalt_client *client, const kvctl_args *a) {
     Basalt__V1__TransferLeaderRequest req = BASALT__V1__TRANSFER_LEADER_REQUEST__INIT;
     Basalt__V1__TransferLeaderResponse *resp;
@@ -194,13 +212,8 @@ int kvctl_transfer_leader(basalt_client *client, const kvctl_args *a) {
     if (resp->shard == NULL || resp->shard->descriptor == NULL) {
         fprintf(stderr, "kvctl transfer-leader: the router's answer lacks the shard\n");
         rc = KVCTL_EXIT_FAILED;
-    } else if (a->output == KVCTL_OUTPUT_JSON) {
-        rc = output_json(json_pack("{s:o}", "shard", kvctl_shard_json(resp->shard)))
-                 ? KVCTL_EXIT_FAILED
-                 : KVCTL_EXIT_OK;
     } else {
-        kvctl_print_shard_header();
-        kvctl_print_shard(resp->shard);
+        rc = kvctl_show_shard(resp->shard, a->output);
     }
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     return rc;

@@ -2,6 +2,7 @@
 #ifndef BASALT_TOOLS_KVCTL_CLUSTER_COMMANDS_H
 #define BASALT_TOOLS_KVCTL_CLUSTER_COMMANDS_H
 
+#include "basalt/v1/admin.pb-c.h"
 #include "tools/kvctl/commands.h"
 
 /* Nodes (id, address, zone, up/down, replicas, leaders) and the shard count. */
@@ -12,6 +13,9 @@ int kvctl_shards(basalt_client *client, const kvctl_args *args);
 
 /* Splits a shard (at KEY, or at its middle by size) and shows both halves. */
 int kvctl_split(basalt_client *client, const kvctl_args *args);
+
+/* Prints one shard as kvctl shards does (or as JSON). */
+int kvctl_show_shard(const Basalt__V1__ShardInfo *shard, kvctl_output output);
 
 /* Hands a shard's leadership to a node and shows the shard. */
 int kvctl_transfer_leader(basalt_client *client, const kvctl_args *args);

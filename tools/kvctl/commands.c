@@ -8,6 +8,7 @@
 #include "runtime/kv_limits.h"
 #include "tools/kvctl/cluster_commands.h"
 #include "tools/kvctl/import.h"
+#include "tools/kvctl/placement_commands.h"
 #include "runtime/error.h"
 #include "tools/kvctl/output.h"
 
@@ -197,6 +198,19 @@ static const kvctl_command kvctl_commands[] = {
      "hand the shard's leadership to its replica on NODE_ID; shows the shard once that node leads "
      "it",
      2, 2, 0, kvctl_transfer_leader},
+    {"move", "SHARD_ID FROM_NODE TO_NODE",
+     "move the shard's replica on FROM_NODE to TO_NODE while it serves (a learner joins, catches "
+     "up by snapshot, is promoted, and the old replica leaves); shows the shard once done",
+     3, 3, 0, kvctl_move},
+    {"node", "drain|remove NODE_ID",
+     "drain: move every replica and leadership off the node, waiting until it is drained (it "
+     "can then be stopped); remove: forget a drained or down node for good (a down node's "
+     "replicas are made again elsewhere)",
+     2, 2, 0, kvctl_node},
+    {"schedule", "on|off|status",
+     "turn the scheduler's replica moves and leader hand-overs on or off, or show what it is "
+     "doing and why",
+     1, 1, 0, kvctl_schedule},
     {"import", "FILE",
      "load key<TAB>value lines from FILE (- for stdin), many at once; malformed lines are "
      "reported by number and skipped",

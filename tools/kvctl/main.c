@@ -61,6 +61,10 @@ int main(int argc, char **argv) {
      * the time unless told otherwise. */
     if (strcmp(cmd->name, "split") == 0 && !args.timeout_given)
         args.timeout_ms = KVCTL_SPLIT_TIMEOUT_MS;
+    if (strcmp(cmd->name, "move") == 0 && !args.timeout_given)
+        args.timeout_ms = KVCTL_MOVE_TIMEOUT_MS;
+    if (strcmp(cmd->name, "node") == 0 && !args.timeout_given)
+        args.timeout_ms = KVCTL_DRAIN_TIMEOUT_MS;
     client = basalt_client_open(args.endpoints, args.timeout_ms, why, sizeof(why));
     if (client == NULL)
         return kvctl_usage_error(why, NULL);

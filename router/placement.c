@@ -1,0 +1,337 @@
+/* placement: the scheduler's replica decisions (see placement.h). */
+#include "router/placement.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "router/move.h"
+#include "runtime/log.h"
+
+/* One planning round's view of the nodes (lock held throughout). */
+typedef struct {
+    router_state *s;
+    uint64_t now;
+    /* By node index: replicas the map places there, with the running and
+     * planned moves counted as done. */
+    int64_t count[ROUTER_NODES_MAX];
+    int zones_available; /* distinct zone labels among target nodes */
+} router_plan_view;
+
+/* ---- nodes ---- */
+
+/* Down for longer than --down-after (a node not heard from since the router
+ * started counts from the start), or removed. */
+static bool router_node_gone(const router_plan_view *v, uint64_t node_id) {
+    const router_state *s = v->s;
+    int at = router_node_index(s, node_id);
+
+    if (at < 0)
+        return true;
+    const router_node *n = &s->nodes[at];
+    uint64_t since = n->last_seen_ms > s->started_ms ? n->last_seen_ms : s->started_ms;
+    return !router_node_up_locked(s, n, v->now) && v->now - since >= s->dead_after_ms;
+}
+
+static bool router_node_takes_replicas(const router_plan_view *v, int at) {
+    const router_node *n = &v->s->nodes[at];
+    return n->admin == META_NODE_ACTIVE && n->address[0] &&
+           router_node_up_locked(v->s, n, v->now);
+}
+
+static const char *router_zone_of(const router_plan_view *v, uint64_t node_id) {
+    int at = router_node_index(v->s, node_id);
+    return at >= 0 ? v->s->nodes[at].zone : "";
+}
+
+/* ---- zones ---- */
+
+/* Distinct non-empty zones of d's replicas, with node `out` replaced by node
+ * `in` (0: no replacement). */
+static int router_zone_spread(const router_plan_view *v, const Basalt__V1__ShardDescriptor *d,
+                              uint64_t out, uint64_t in) {
+    const char *zones[ROUTER_REPLICAS_MAX + 1];
+    int n = 0;
+
+    for (size_t i = 0; i <= d->n_replicas && i <= ROUTER_REPLICAS_MAX; i++) {
+        uint64_t node = i < d->n_replicas ? d->replicas[i]->node_id : in;
+        if (node == 0 || (i < d->n_replicas && node == out))
+            continue;
+        const char *z = router_zone_of(v, node);
+        bool seen = z[0] == '\0';
+        for (int k = 0; k < n && !seen; k++)
+            seen = strcmp(zones[k], z) == 0;
+        if (!seen)
+            zones[n++] = z;
+    }
+    return n;
+}
+
+static int router_count_zones_available(const router_plan_view *v) {
+    const char *zones[ROUTER_NODES_MAX];
+    int n = 0;
+
+    for (int i = 0; i < v->s->n_nodes; i++) {
+        const char *z = v->s->nodes[i].zone;
+        bool seen = z[0] == '\0' || !router_node_takes_replicas(v, i);
+        for (int k = 0; k < n && !seen; k++)
+            seen = strcmp(zones[k], z) == 0;
+        if (!seen)
+            zones[n++] = z;
+    }
+    return n;
+}
+
+/* ---- counts ---- */
+
+static bool router_holds(const Basalt__V1__ShardDescriptor *d, uint64_t node_id) {
+    for (size_t i = 0; i < d->n_replicas; i++) {
+        if (d->replicas[i]->node_id == node_id)
+            return true;
+    }
+    return false;
+}
+
+static void router_count_projected(router_plan_view *v) {
+    router_state *s = v->s;
+
+    memset(v->count, 0, sizeof(v->count));
+    for (int i = 0; i < s->n_shards; i++) {
+        const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
+        for (size_t k = 0; k < d->n_replicas; k++) {
+            int at = router_node_index(s, d->replicas[k]->node_id);
+            if (at >= 0)
+                v->count[at]++;
+        }
+    }
+    for (int i = 0; i < s->n_moves; i++) {
+        int sh = router_shard_index(s, s->moves[i].shard_id);
+        int from = router_node_index(s, s->moves[i].from_node);
+        int to = router_node_index(s, s->moves[i].to_node);
+        if (sh < 0)
+            continue;
+        if (from >= 0 && router_holds(s->shards[sh].desc, s->moves[i].from_node))
+            v->count[from]--;
+        if (to >= 0 && !router_holds(s->shards[sh].desc, s->moves[i].to_node))
+            v->count[to]++;
+    }
+}
+
+static void router_count_plan(router_plan_view *v, const router_move_plan *p) {
+    int from = router_node_index(v->s, p->from_node);
+    int to = router_node_index(v->s, p->to_node);
+
+    if (from >= 0)
+        v->count[from]--;
+    if (to >= 0)
+        v->count[to]++;
+}
+
+/* ---- targets ---- */
+
+/* The best node to take d's replica from node `from`; 0 when none. With
+ * keep_spread, never one that lowers d's zone spread. */
+static uint64_t router_best_target(const router_plan_view *v, const Basalt__V1__ShardDescriptor *d,
+                                   uint64_t from, bool keep_spread) {
+    const router_state *s = v->s;
+    int spread_now = router_zone_spread(v, d, 0, 0);
+    int best = -1, best_spread = -1;
+
+    for (int i = 0; i < s->n_nodes; i++) {
+        if (!router_node_takes_replicas(v, i) || router_holds(d, s->nodes[i].id))
+            continue;
+        int spread = router_zone_spread(v, d, from, s->nodes[i].id);
+        if (keep_spread && spread < spread_now)
+            continue;
+        if (best < 0 || spread > best_spread ||
+            (spread == best_spread && v->count[i] < v->count[best])) {
+            best = i;
+            best_spread = spread;
+        }
+    }
+    return best >= 0 ? s->nodes[best].id : 0;
+}
+
+/* ---- the rules ---- */
+
+static bool router_shard_busy(const router_plan_view *v, const router_shard *sh) {
+    if (sh->moving || sh->splitting ||
+        (sh->move_failed_ms != 0 && v->now - sh->move_failed_ms < ROUTER_MOVE_BACKOFF_MS))
+        return true;
+    for (size_t i = 0; i < sh->desc->n_replicas; i++) {
+        if (sh->desc->replicas[i]->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER)
+            return true; /* a stray learner goes first */
+    }
+    return false;
+}
+
+/* Rules 1 to 3 for one shard: a replica that must go. */
+static bool router_plan_shard(router_plan_view *v, const router_shard *sh, router_move_plan *p) {
+    const Basalt__V1__ShardDescriptor *d = sh->desc;
+
+    for (size_t i = 0; i < d->n_replicas; i++) {
+        uint64_t node = d->replicas[i]->node_id;
+        int at = router_node_index(v->s, node);
+        if (router_node_gone(v, node))
+            snprintf(p->reason, sizeof(p->reason), "repair: node %llu %s",
+                     (unsigned long long)node,
+                     at < 0 ? "was removed" : "has been down past --down-after");
+        else if (v->s->nodes[at].admin != META_NODE_ACTIVE)
+            snprintf(p->reason, sizeof(p->reason), "drain of node %llu",
+                     (unsigned long long)node);
+        else
+            continue;
+        p->from_node = node;
+        p->to_node = router_best_target(v, d, node, false);
+        if (p->to_node != 0)
+            return true;
+    }
+    int spread = router_zone_spread(v, d, 0, 0);
+    int want = v->zones_available < (int)d->n_replicas ? v->zones_available : (int)d->n_replicas;
+    if (spread >= want)
+        return false;
+    /* The replica on the fullest node whose zone the shard has twice. */
+    for (size_t i = 0; i < d->n_replicas; i++) {
+        uint64_t node = d->replicas[i]->node_id;
+        if (router_zone_spread(v, d, node, 0) != spread)
+            continue; /* its zone would go: it is the only one there */
+        uint64_t to = router_best_target(v, d, node, true);
+        if (to != 0 && router_zone_spread(v, d, node, to) > spread) {
+            p->from_node = node;
+            p->to_node = to;
+            snprintf(p->reason, sizeof(p->reason), "zones: the shard spans %d of %d zones",
+                     spread, want);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Rule 4: the fullest and emptiest target nodes; false when within the
+ * tolerance. */
+static bool router_balance_pair(const router_plan_view *v, int *full, int *empty) {
+    *full = *empty = -1;
+    for (int i = 0; i < v->s->n_nodes; i++) {
+        if (!router_node_takes_replicas(v, i))
+            continue;
+        if (*full < 0 || v->count[i] > v->count[*full])
+            *full = i;
+        if (*empty < 0 || v->count[i] < v->count[*empty])
+            *empty = i;
+    }
+    return *full >= 0 && v->count[*full] - v->count[*empty] > ROUTER_REPLICA_SPREAD_MAX;
+}
+
+static bool router_plan_balance(router_plan_view *v, const bool *planned, router_move_plan *p) {
+    router_state *s = v->s;
+    int full, empty;
+
+    if (!router_balance_pair(v, &full, &empty))
+        return false;
+    for (int i = 0; i < s->n_shards; i++) {
+        const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
+        uint64_t from = s->nodes[full].id, to = s->nodes[empty].id;
+        if (planned[i] || router_shard_busy(v, &s->shards[i]) || !router_holds(d, from) ||
+            router_holds(d, to) ||
+            router_zone_spread(v, d, from, to) < router_zone_spread(v, d, 0, 0))
+            continue;
+        p->shard_id = d->id;
+        p->from_node = from;
+        p->to_node = to;
+        snprintf(p->reason, sizeof(p->reason), "balance: node %llu holds %lld replicas, node %llu %lld",
+                 (unsigned long long)from, (long long)v->count[full], (unsigned long long)to,
+                 (long long)v->count[empty]);
+        return true;
+    }
+    return false;
+}
+
+int router_plan_moves(router_state *s, router_move_plan *out, int cap) {
+    static router_plan_view v; /* under the lock */
+    static bool planned[ROUTER_SHARDS_MAX];
+    int n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    v.s = s;
+    v.now = router_now_ms();
+    router_count_projected(&v);
+    v.zones_available = router_count_zones_available(&v);
+    memset(planned, 0, (size_t)s->n_shards * sizeof(planned[0]));
+    for (int i = 0; i < s->n_shards && n < cap; i++) {
+        if (router_shard_busy(&v, &s->shards[i]) || !router_plan_shard(&v, &s->shards[i], &out[n]))
+            continue;
+        out[n].shard_id = s->shards[i].desc->id;
+        router_count_plan(&v, &out[n]);
+        planned[i] = true;
+        n++;
+    }
+    while (n < cap && router_plan_balance(&v, planned, &out[n])) {
+        planned[router_shard_index(s, out[n].shard_id)] = true;
+        router_count_plan(&v, &out[n]);
+        n++;
+    }
+    int full, empty;
+    if (n > 0)
+        snprintf(s->schedule_note, sizeof(s->schedule_note), "planned %d move(s); the first: %s",
+                 n, out[0].reason);
+    else if (s->n_moves > 0)
+        snprintf(s->schedule_note, sizeof(s->schedule_note), "%d move(s) running", s->n_moves);
+    else if (router_balance_pair(&v, &full, &empty))
+        snprintf(s->schedule_note, sizeof(s->schedule_note),
+                 "node %llu holds %lld replicas and node %llu %lld, but no shard can move "
+                 "between them now (busy, backing off, or zones)",
+                 (unsigned long long)s->nodes[full].id, (long long)v.count[full],
+                 (unsigned long long)s->nodes[empty].id, (long long)v.count[empty]);
+    else
+        snprintf(s->schedule_note, sizeof(s->schedule_note),
+                 "balanced: replicas within %d per node, nothing to repair or drain",
+                 ROUTER_REPLICA_SPREAD_MAX);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+int router_stray_learners(router_state *s, uint64_t *shards, uint64_t *replicas, int cap) {
+    int n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_shards && n < cap; i++) {
+        const router_shard *sh = &s->shards[i];
+        for (size_t k = 0; !sh->moving && k < sh->desc->n_replicas && n < cap; k++) {
+            if (sh->desc->replicas[k]->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER)
+                continue;
+            shards[n] = sh->desc->id;
+            replicas[n++] = sh->desc->replicas[k]->replica_id;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+int router_take_garbage(router_state *s, router_garbage *out, int cap) {
+    pthread_mutex_lock(&s->lock);
+    int n = s->n_garbage < cap ? s->n_garbage : cap;
+    memcpy(out, s->garbage, (size_t)n * sizeof(*out));
+    memmove(s->garbage, s->garbage + n, (size_t)(s->n_garbage - n) * sizeof(*out));
+    s->n_garbage -= n;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+int router_drained_nodes(router_state *s, uint64_t *ids, int cap) {
+    static uint32_t replicas[ROUTER_NODES_MAX], leaders[ROUTER_NODES_MAX]; /* under the lock */
+    int n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    router_count_load(s, replicas, leaders);
+    for (int i = 0; i < s->n_nodes && n < cap; i++) {
+        if (s->nodes[i].admin != META_NODE_DRAINING || replicas[i] != 0)
+            continue;
+        bool involved = false;
+        for (int k = 0; k < s->n_moves; k++)
+            involved = involved || s->moves[k].from_node == s->nodes[i].id ||
+                       s->moves[k].to_node == s->nodes[i].id;
+        if (!involved)
+            ids[n++] = s->nodes[i].id;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
