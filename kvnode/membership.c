@@ -160,7 +160,8 @@ void node_handle_change_replicas(node *n, node_in *in) {
         cc.changes[i].id = req->changes[i]->replica->replica_id;
     }
     cc.context_len = (uint32_t)node_pack_context(req, context, sizeof(context));
-    int rc = cc.context_len == 0 ? RAFT_ERR_INVALID : raft_propose_conf_change(r->raft, &cc, &index);
+    int rc =
+        cc.context_len == 0 ? RAFT_ERR_INVALID : raft_propose_conf_change(r->raft, &cc, &index);
     if (rc == RAFT_ERR_CONF_CHANGE_PENDING || rc == RAFT_ERR_PROPOSAL_DROPPED) {
         node_change_refuse(in, GRPC_STATUS_UNAVAILABLE, r->shard_id,
                            "another membership change or a leader transfer is in progress; retry");

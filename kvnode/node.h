@@ -308,8 +308,8 @@ int node_load_replicas(node *n);
 /* Creates a replica of desc here. `bootstrap`: one of a new shard's first
  * replicas, whose log starts at NODE_GROUP_INIT_INDEX; otherwise it starts
  * empty and waits for its leader's snapshot. */
-int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, bool bootstrap,
-                        char *why, size_t why_size);
+int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, bool bootstrap, char *why,
+                        size_t why_size);
 /* Removes the shard's replica here, data and Raft state; replica_id, when not
  * 0, must be its id. */
 int node_remove_replica(node *n, uint64_t shard_id, uint64_t replica_id, char *why,

@@ -266,8 +266,8 @@ static int node_check_new_replica(node *n, const Basalt__V1__ShardDescriptor *d,
     return 0;
 }
 
-int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, bool bootstrap,
-                        char *why, size_t why_size) {
+int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, bool bootstrap, char *why,
+                        size_t why_size) {
     uint64_t replica_id;
     node_replica *r;
     int rc;

@@ -25,6 +25,7 @@ struct router_link {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
+    bool refused_logged; /* the router's refusal was logged (once) */
 };
 
 /* Waits a second between registration attempts (the router may be
@@ -116,6 +117,9 @@ static void router_link_beat(router_link *l) {
                       &basalt__v1__register_response__descriptor, ROUTER_LINK_TIMEOUT_MS, &r,
                       &st) == 0)
             protobuf_c_message_free_unpacked(r, NULL);
+        else if (st.code == GRPC_STATUS_FAILED_PRECONDITION && !l->refused_logged)
+            log_error("the router refuses this node: %s", st.message);
+        l->refused_logged = st.code == GRPC_STATUS_FAILED_PRECONDITION;
     }
     protobuf_c_message_free_unpacked(&status->base, NULL);
 }

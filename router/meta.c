@@ -243,8 +243,8 @@ bool meta_node_removed(meta *m, uint64_t id) {
     char key[32];
     char *value;
     size_t len;
-    bool removed = meta_get(m, key, meta_id_key("removed/", id, key), &value, &len) == 0 &&
-                   value != NULL;
+    bool removed =
+        meta_get(m, key, meta_id_key("removed/", id, key), &value, &len) == 0 && value != NULL;
     rocksdb_free(value);
     return removed;
 }

@@ -34,7 +34,11 @@ int meta_put_node(meta *m, uint64_t id, const char *address, const char *zone);
 
 /* What an operator made of a node: in service, having its replicas moved
  * off, or done with that (safe to stop). */
-typedef enum { META_NODE_ACTIVE = 0, META_NODE_DRAINING = 1, META_NODE_DRAINED = 2 } meta_node_admin;
+typedef enum {
+    META_NODE_ACTIVE = 0,
+    META_NODE_DRAINING = 1,
+    META_NODE_DRAINED = 2
+} meta_node_admin;
 
 int meta_put_node_admin(meta *m, uint64_t id, meta_node_admin admin);
 meta_node_admin meta_node_admin_of(meta *m, uint64_t id);

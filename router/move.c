@@ -13,8 +13,7 @@
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-static void router_move_fail(router_move_result *out, grpc_status_code code, const char *fmt,
-                             ...) {
+static void router_move_fail(router_move_result *out, grpc_status_code code, const char *fmt, ...) {
     va_list ap;
 
     out->code = code;
@@ -113,8 +112,7 @@ static void router_move_end(router_state *s, uint64_t shard_id, const router_mov
         done->finished_ms = router_now_ms();
         done->ok = res->code == GRPC_STATUS_OK;
         done->step = "";
-        snprintf(done->outcome, sizeof(done->outcome), "%s",
-                 done->ok ? "done" : res->message);
+        snprintf(done->outcome, sizeof(done->outcome), "%s", done->ok ? "done" : res->message);
         s->recent_next = (s->recent_next + 1) % ROUTER_RECENT_MOVES;
         if (s->n_recent < ROUTER_RECENT_MOVES)
             s->n_recent++;
@@ -220,8 +218,7 @@ static void router_replica_progress(router_state *s, uint64_t node_id, uint64_t 
         return;
     for (size_t i = 0; i < resp->n_replicas; i++) {
         const Basalt__V1__ReplicaStatus *r = resp->replicas[i];
-        if (r->descriptor != NULL && r->descriptor->id == shard_id &&
-            r->replica_id == replica_id) {
+        if (r->descriptor != NULL && r->descriptor->id == shard_id && r->replica_id == replica_id) {
             *applied = r->applied_index;
             *conf_ver = r->descriptor->conf_ver;
         }
@@ -353,8 +350,8 @@ void router_remove_learner(router_state *s, uint64_t shard_id, uint64_t replica_
     remove.type = BASALT__V1__REPLICA_CHANGE_TYPE__REPLICA_CHANGE_REMOVE;
     remove.replica = &learner;
     if (router_change_replicas(s, shard_id, changes, 1, NULL, &st) == 0)
-        log_info("shard %llu: removed learner %llu, which no move owns", (unsigned long long)shard_id,
-                 (unsigned long long)replica_id);
+        log_info("shard %llu: removed learner %llu, which no move owns",
+                 (unsigned long long)shard_id, (unsigned long long)replica_id);
     else
         log_warn("shard %llu: cannot remove learner %llu yet: %s", (unsigned long long)shard_id,
                  (unsigned long long)replica_id, st.message);

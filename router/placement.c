@@ -34,8 +34,7 @@ static bool router_node_gone(const router_plan_view *v, uint64_t node_id) {
 
 static bool router_node_takes_replicas(const router_plan_view *v, int at) {
     const router_node *n = &v->s->nodes[at];
-    return n->admin == META_NODE_ACTIVE && n->address[0] &&
-           router_node_up_locked(v->s, n, v->now);
+    return n->admin == META_NODE_ACTIVE && n->address[0] && router_node_up_locked(v->s, n, v->now);
 }
 
 static const char *router_zone_of(const router_plan_view *v, uint64_t node_id) {
@@ -172,12 +171,10 @@ static bool router_plan_shard(router_plan_view *v, const router_shard *sh, route
         uint64_t node = d->replicas[i]->node_id;
         int at = router_node_index(v->s, node);
         if (router_node_gone(v, node))
-            snprintf(p->reason, sizeof(p->reason), "repair: node %llu %s",
-                     (unsigned long long)node,
+            snprintf(p->reason, sizeof(p->reason), "repair: node %llu %s", (unsigned long long)node,
                      at < 0 ? "was removed" : "has been down past --down-after");
         else if (v->s->nodes[at].admin != META_NODE_ACTIVE)
-            snprintf(p->reason, sizeof(p->reason), "drain of node %llu",
-                     (unsigned long long)node);
+            snprintf(p->reason, sizeof(p->reason), "drain of node %llu", (unsigned long long)node);
         else
             continue;
         p->from_node = node;
@@ -198,8 +195,8 @@ static bool router_plan_shard(router_plan_view *v, const router_shard *sh, route
         if (to != 0 && router_zone_spread(v, d, node, to) > spread) {
             p->from_node = node;
             p->to_node = to;
-            snprintf(p->reason, sizeof(p->reason), "zones: the shard spans %d of %d zones",
-                     spread, want);
+            snprintf(p->reason, sizeof(p->reason), "zones: the shard spans %d of %d zones", spread,
+                     want);
             return true;
         }
     }
@@ -237,9 +234,9 @@ static bool router_plan_balance(router_plan_view *v, const bool *planned, router
         p->shard_id = d->id;
         p->from_node = from;
         p->to_node = to;
-        snprintf(p->reason, sizeof(p->reason), "balance: node %llu holds %lld replicas, node %llu %lld",
-                 (unsigned long long)from, (long long)v->count[full], (unsigned long long)to,
-                 (long long)v->count[empty]);
+        snprintf(p->reason, sizeof(p->reason),
+                 "balance: node %llu holds %lld replicas, node %llu %lld", (unsigned long long)from,
+                 (long long)v->count[full], (unsigned long long)to, (long long)v->count[empty]);
         return true;
     }
     return false;
@@ -271,8 +268,8 @@ int router_plan_moves(router_state *s, router_move_plan *out, int cap) {
     }
     int full, empty;
     if (n > 0)
-        snprintf(s->schedule_note, sizeof(s->schedule_note), "planned %d move(s); the first: %s",
-                 n, out[0].reason);
+        snprintf(s->schedule_note, sizeof(s->schedule_note), "planned %d move(s); the first: %s", n,
+                 out[0].reason);
     else if (s->n_moves > 0)
         snprintf(s->schedule_note, sizeof(s->schedule_note), "%d move(s) running", s->n_moves);
     else if (router_balance_pair(&v, &full, &empty))

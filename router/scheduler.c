@@ -175,9 +175,10 @@ static void *router_scheduler_main(void *arg) {
         router_repair_missing(sc->state);
         router_collect_garbage(sc->state);
         router_finish_drains(sc->state);
+        /* Rolling back a cut-short move is cleanup, not scheduling. */
+        router_remove_stray_learners(sc->state);
         if (!router_schedule_enabled(sc->state))
             continue;
-        router_remove_stray_learners(sc->state);
         /* Leaders first: a hand-over is cheap, a replica move copies data. */
         if (sc->config.balance_leaders && router_now_ms() >= next_balance_ms) {
             router_balance_leaders(sc->state);

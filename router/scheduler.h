@@ -8,8 +8,8 @@
  *   - replicas nodes still hold that their shards no longer have (removed
  *     while the node was away, or a move's old replica): deleted;
  *   - nodes being drained that hold nothing more: marked drained;
- *   and, unless an operator turned scheduling off (kvctl schedule off):
  *   - learners no move owns (a move a restart cut short): removed;
+ *   and, unless an operator turned scheduling off (kvctl schedule off):
  *   - leader balance (balance.c), every ROUTER_BALANCE_CHECK_MS;
  *   - replica moves (placement.c decides, move.c moves): repair, drain,
  *     zones and balance, up to --max-moves at once, each on its own thread. */

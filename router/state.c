@@ -652,7 +652,8 @@ int router_remove_node(router_state *s, uint64_t node_id, char *why, size_t why_
         return BS_ERR_NOT_FOUND;
     }
     if (up && !drained) {
-        snprintf(why, why_size, "the node is up and not drained: drain it first (kvctl node drain)");
+        snprintf(why, why_size,
+                 "the node is up and not drained: drain it first (kvctl node drain)");
         return BS_ERR_FAILED_PRECONDITION;
     }
     int rc = meta_remove_node(s->meta, node_id);

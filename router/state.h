@@ -67,7 +67,7 @@ typedef struct {
 /* Replica moves running at once, at most (the --max-moves flag's bound). */
 #define ROUTER_MOVES_MAX 64
 /* Finished moves kept for `kvctl schedule status`. */
-#define ROUTER_RECENT_MOVES 16
+#define ROUTER_RECENT_MOVES      16
 #define ROUTER_MOVE_REASON_BYTES 160
 
 /* A replica move: running, or recently finished. */

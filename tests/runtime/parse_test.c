@@ -29,7 +29,8 @@ static void test_bad_numbers_are_refused_and_leave_out_alone(void) {
 }
 
 static void test_durations(void) {
-    const char *bad[] = {"", "5", "s", "5x", "5 s", "-5s", "5sec", "1.5s", "99999999999999999999ms"};
+    const char *bad[] = {
+        "", "5", "s", "5x", "5 s", "-5s", "5sec", "1.5s", "99999999999999999999ms"};
     uint64_t ms = 7;
 
     CU_ASSERT_EQUAL(parse_duration_ms("500ms", 0, UINT64_MAX, &ms), 0);

@@ -26,9 +26,9 @@ static const char *kvctl_state_name(Basalt__V1__NodeState s) {
 }
 
 static const char *kvctl_admin_name(Basalt__V1__NodeAdminState s) {
-    return s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINING ? "draining"
+    return s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINING  ? "draining"
            : s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINED ? "drained"
-                                                                    : "active";
+                                                                   : "active";
 }
 
 int kvctl_status(basalt_client *client, const kvctl_args *a) {
@@ -44,12 +44,12 @@ int kvctl_status(basalt_client *client, const kvctl_args *a) {
         json_t *nodes = json_array();
         for (size_t i = 0; i < resp->n_nodes; i++) {
             const Basalt__V1__NodeInfo *n = resp->nodes[i];
-            json_array_append_new(
-                nodes, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I}", "id", (json_int_t)n->id,
-                                 "address", n->address, "zone", n->zone, "state",
-                                 kvctl_state_name(n->state), "admin_state",
-                                 kvctl_admin_name(n->admin_state), "replicas",
-                                 (json_int_t)n->replicas, "leaders", (json_int_t)n->leaders));
+            json_array_append_new(nodes, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I}", "id",
+                                                   (json_int_t)n->id, "address", n->address, "zone",
+                                                   n->zone, "state", kvctl_state_name(n->state),
+                                                   "admin_state", kvctl_admin_name(n->admin_state),
+                                                   "replicas", (json_int_t)n->replicas, "leaders",
+                                                   (json_int_t)n->leaders));
         }
         rc = output_json(json_pack("{s:s,s:o,s:I}", "cluster_id", resp->cluster_id, "nodes", nodes,
                                    "shards", (json_int_t)resp->shards))
@@ -184,9 +184,8 @@ int kvctl_split(basalt_client *client, const kvctl_args *a) {
 
 int kvctl_show_shard(const Basalt__V1__ShardInfo *shard, kvctl_output output) {
     if (output == KVCTL_OUTPUT_JSON)
-        return output_json(json_pack("{s:o}", "shard", kvctl_shard_json(shard)))
-                   ? KVCTL_EXIT_FAILED
-                   : KVCTL_EXIT_OK;
+        return output_json(json_pack("{s:o}", "shard", kvctl_shard_json(shard))) ? KVCTL_EXIT_FAILED
+                                                                                 : KVCTL_EXIT_OK;
     kvctl_print_shard_header();
     kvctl_print_shard(shard);
     return KVCTL_EXIT_OK;

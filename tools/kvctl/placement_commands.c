@@ -61,9 +61,9 @@ int kvctl_move(basalt_client *client, const kvctl_args *a) {
 /* ---- node ---- */
 
 static const char *kvctl_admin_state_name(Basalt__V1__NodeAdminState s) {
-    return s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINING ? "draining"
+    return s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINING  ? "draining"
            : s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINED ? "drained"
-                                                                    : "active";
+                                                                   : "active";
 }
 
 /* The node as the router lists it; NULL when it is not listed (free the
@@ -183,8 +183,7 @@ int kvctl_node(basalt_client *client, const kvctl_args *a) {
     bool drain = strcmp(a->positionals[0], "drain") == 0;
 
     if (!drain && strcmp(a->positionals[0], "remove") != 0) {
-        fprintf(stderr, "kvctl node: the action is drain or remove, not '%s'\n",
-                a->positionals[0]);
+        fprintf(stderr, "kvctl node: the action is drain or remove, not '%s'\n", a->positionals[0]);
         return KVCTL_EXIT_USAGE;
     }
     if ((rc = kvctl_id(drain ? "node drain" : "node remove", "NODE_ID", a->positionals[1], &id)) !=
@@ -217,9 +216,9 @@ static void kvctl_print_moves(const char *title, Basalt__V1__ScheduledMove **mov
 static int kvctl_schedule_status(basalt_client *client, const kvctl_args *a) {
     Basalt__V1__ScheduleStatusRequest req = BASALT__V1__SCHEDULE_STATUS_REQUEST__INIT;
     Basalt__V1__ScheduleStatusResponse *resp;
-    int rc = kvctl_call(client, "schedule status", "/basalt.v1.Admin/ScheduleStatus", &req.base,
-                        &basalt__v1__schedule_status_response__descriptor,
-                        (ProtobufCMessage **)&resp);
+    int rc =
+        kvctl_call(client, "schedule status", "/basalt.v1.Admin/ScheduleStatus", &req.base,
+                   &basalt__v1__schedule_status_response__descriptor, (ProtobufCMessage **)&resp);
     if (rc != KVCTL_EXIT_OK)
         return rc;
     if (a->output == KVCTL_OUTPUT_JSON) {
@@ -236,8 +235,7 @@ static int kvctl_schedule_status(basalt_client *client, const kvctl_args *a) {
                  : KVCTL_EXIT_OK;
     } else {
         printf("scheduling: %s (at most %u moves at once; a node down %.0f s is repaired)\n",
-               resp->enabled ? "on" : "off", resp->max_moves,
-               (double)resp->down_after_ms / 1000.0);
+               resp->enabled ? "on" : "off", resp->max_moves, (double)resp->down_after_ms / 1000.0);
         printf("now: %s\n", resp->note);
         kvctl_print_moves("running", resp->running, resp->n_running, true);
         kvctl_print_moves("recent", resp->recent, resp->n_recent, false);
