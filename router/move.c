@@ -307,6 +307,11 @@ static bool router_move_wait_catch_up(router_state *s, uint64_t shard_id, uint64
             router_move_fail(out, GRPC_STATUS_UNAVAILABLE, "the router is stopping");
             return false;
         }
+        if (!router_node_is_up(s, to)) {
+            router_move_fail(out, GRPC_STATUS_UNAVAILABLE, "the target node %llu went down",
+                             (unsigned long long)to);
+            return false;
+        }
         if (router_now_ms() >= deadline) {
             router_move_fail(out, GRPC_STATUS_DEADLINE_EXCEEDED,
                              "the new replica on node %llu did not catch up within %d s",

@@ -316,6 +316,59 @@ class ClusterTest(unittest.TestCase):
         self.assertFalse(c.get(b"gone", STRONG).found)
         c.close()
 
+    def replica_of(self, node):
+        return next(r for r in self.cluster.descriptors[1].replicas
+                    if self.cluster.nodes[r.node_id] is node)
+
+    def change(self, node, conf_ver, *changes):
+        return self.cluster.admin(node).change_replicas(raft_pb2.ChangeReplicasRequest(
+            shard_id=1, conf_ver=conf_ver, changes=[
+                raft_pb2.ReplicaChange(type=t, replica=r) for t, r in changes]), timeout=10)
+
+    def test_membership_changes_are_checked_and_the_descriptor_follows(self):
+        ADD_LEARNER, REMOVE = raft_pb2.REPLICA_CHANGE_ADD_LEARNER, raft_pb2.REPLICA_CHANGE_REMOVE
+        leader = self.replica_of(self.leader)
+        follower_node = self.followers()[0]
+        follower = self.replica_of(follower_node)
+        fresh = shard_pb2.ReplicaDescriptor(node_id=9, replica_id=999)
+        for node, conf_ver, changes, code, why in [
+                (self.leader, 7, [(REMOVE, follower)], grpc.StatusCode.FAILED_PRECONDITION,
+                 "plan it again"),
+                (self.leader, 0, [(REMOVE, leader)], grpc.StatusCode.INVALID_ARGUMENT,
+                 "transfer leadership first"),
+                (self.leader, 0, [(ADD_LEARNER, shard_pb2.ReplicaDescriptor(
+                    node_id=follower.node_id, replica_id=998))],
+                 grpc.StatusCode.INVALID_ARGUMENT, "already holds"),
+                (self.leader, 0, [(ADD_LEARNER, fresh), (REMOVE, fresh)],
+                 grpc.StatusCode.INVALID_ARGUMENT, "not a member"),
+                (self.leader, 0, [], grpc.StatusCode.INVALID_ARGUMENT, "1 to 16 changes"),
+                (follower_node, 0, [(REMOVE, follower)], grpc.StatusCode.UNAVAILABLE,
+                 "not the leader")]:
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.change(node, conf_ver, *changes)
+            self.assertEqual(caught.exception.code(), code, why)
+            self.assertIn(why, caught.exception.details())
+        for node in self.cluster.running():
+            self.assertEqual(self.cluster.status(node).replicas[0].descriptor.conf_ver, 0)
+        # A learner joins and a follower leaves: two entries each (enter and
+        # leave the joint membership), and every replica's descriptor says so.
+        added = self.change(self.leader, 0, (ADD_LEARNER, fresh)).descriptor
+        self.assertEqual(added.conf_ver, 2)
+        self.assertIn((9, 999, shard_pb2.REPLICA_ROLE_LEARNER),
+                      [(r.node_id, r.replica_id, r.role) for r in added.replicas])
+        left = self.change(self.leader, 2, (REMOVE, follower), (REMOVE, fresh)).descriptor
+        self.assertEqual(left.conf_ver, 4)
+        self.assertEqual(sorted(r.replica_id for r in left.replicas),
+                         sorted(r.replica_id for r in self.cluster.descriptors[1].replicas
+                                if r.replica_id != follower.replica_id))
+        others = [n for n in self.cluster.running() if n is not follower_node]
+        wait_for(lambda: all(self.cluster.status(n).replicas[0].descriptor == left
+                             for n in others), "every member to apply the change")
+        client = Client(self.leader.endpoint)
+        client.put(b"after", b"two voters")
+        self.assertEqual(client.get(b"after", STRONG).value, b"two voters")
+        client.close()
+
     def test_stopped_follower_does_not_stop_writes(self):
         follower = self.followers()[0]
         stop_process(follower.proc)

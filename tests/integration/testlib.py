@@ -195,6 +195,8 @@ class Admin:
                                      raft_pb2.RemoveReplicaResponse)
         self.status = method("Status", raft_pb2.NodeStatusRequest, raft_pb2.NodeStatusResponse)
         self.isolate = method("Isolate", raft_pb2.IsolateRequest, raft_pb2.IsolateResponse)
+        self.change_replicas = method("ChangeReplicas", raft_pb2.ChangeReplicasRequest,
+                                      raft_pb2.ChangeReplicasResponse)
 
     def close(self):
         self.channel.close()
