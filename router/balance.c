@@ -9,14 +9,14 @@
 #include "basalt/v1/admin.pb-c.h"
 #include "basalt/v1/raft.pb-c.h"
 #include "router/leader_call.h"
+#include "router/services.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 
 /* How often a hand-over's progress is looked at. */
 #define ROUTER_TRANSFER_POLL_MS 100
 
-static void router_transfer_fail(router_transfer_result *out, grpc_status_code code,
-                                 const char *message) {
+static void router_transfer_fail(router_result *out, grpc_status_code code, const char *message) {
     out->code = code;
     snprintf(out->message, sizeof(out->message), "%s", message);
 }
@@ -71,7 +71,7 @@ static bool router_has_voter_on(const Basalt__V1__ShardDescriptor *d, uint64_t n
 }
 
 void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id,
-                            router_transfer_result *out) {
+                            router_result *out) {
     uint64_t leader = 0, deadline = router_now_ms() + ROUTER_TRANSFER_TIMEOUT_MS;
     Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
     rpc_status st = {GRPC_STATUS_UNAVAILABLE, "no replica of the shard could be reached"};
@@ -112,33 +112,22 @@ void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id
 
 void router_transfer_leader_call(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     const Basalt__V1__TransferLeaderRequest *req = (const void *)request;
-    router_transfer_result res;
-    uint64_t leader = 0;
+    router_result res;
+
+    Basalt__V1__TransferLeaderResponse resp = BASALT__V1__TRANSFER_LEADER_RESPONSE__INIT;
+    char what[96];
 
     router_transfer_leader(ctx, req->shard_id, req->node_id, &res);
-    Basalt__V1__ShardDescriptor *d = router_shard_copy(ctx, req->shard_id, &leader);
-    if (res.code != GRPC_STATUS_OK || d == NULL) {
-        rpc_call_fail(call, res.code != GRPC_STATUS_OK ? res.code : GRPC_STATUS_NOT_FOUND,
-                      "shard %llu to node %llu: %s", (unsigned long long)req->shard_id,
-                      (unsigned long long)req->node_id,
-                      res.code != GRPC_STATUS_OK ? res.message : "the shard is gone");
-    } else {
-        Basalt__V1__TransferLeaderResponse resp = BASALT__V1__TRANSFER_LEADER_RESPONSE__INIT;
-        Basalt__V1__ShardInfo info = BASALT__V1__SHARD_INFO__INIT;
-        info.descriptor = d;
-        info.leader_node_id = leader;
-        resp.shard = &info;
-        rpc_call_reply(call, &resp.base);
-    }
-    if (d)
-        basalt__v1__shard_descriptor__free_unpacked(d, NULL);
+    snprintf(what, sizeof(what), "shard %llu to node %llu", (unsigned long long)req->shard_id,
+             (unsigned long long)req->node_id);
+    router_answer_with_shard(call, ctx, req->shard_id, &res, &resp.base, what);
 }
 
 /* ---- the balancer ---- */
 
 void router_balance_leaders(router_state *s) {
     uint64_t shard, to;
-    router_transfer_result res;
+    router_result res;
 
     if (!router_pick_leader_move(s, ROUTER_LEADER_SPREAD_MAX, ROUTER_BALANCE_BACKOFF_MS, &shard,
                                  &to))

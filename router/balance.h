@@ -20,15 +20,10 @@
 /* Balanced: no up node leads more than this many shards over another. */
 #define ROUTER_LEADER_SPREAD_MAX 1
 
-typedef struct {
-    grpc_status_code code; /* GRPC_STATUS_OK on success */
-    char message[RPC_STATUS_MESSAGE_BYTES + 128];
-} router_transfer_result;
-
 /* Hands shard_id's leadership to node_id and waits until that node leads it.
  * Blocks up to ROUTER_TRANSFER_TIMEOUT_MS. */
 void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id,
-                            router_transfer_result *out);
+                            router_result *out);
 
 /* Admin.TransferLeader; blocks (services.c runs it on a thread of its own). */
 void router_transfer_leader_call(rpc_call *call, const ProtobufCMessage *request, void *ctx);

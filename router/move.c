@@ -10,10 +10,11 @@
 #include "basalt/v1/raft.pb-c.h"
 #include "router/balance.h"
 #include "router/leader_call.h"
+#include "router/services.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 
-static void router_move_fail(router_move_result *out, grpc_status_code code, const char *fmt, ...) {
+static void router_move_fail(router_result *out, grpc_status_code code, const char *fmt, ...) {
     va_list ap;
 
     out->code = code;
@@ -71,7 +72,7 @@ static const char *router_move_refusal(router_state *s, uint64_t shard_id, uint6
 }
 
 static bool router_move_begin(router_state *s, uint64_t shard_id, uint64_t from, uint64_t to,
-                              const char *reason, router_move_result *out) {
+                              const char *reason, router_result *out) {
     grpc_status_code code;
 
     pthread_mutex_lock(&s->lock);
@@ -102,7 +103,7 @@ static void router_move_step(router_state *s, uint64_t shard_id, const char *ste
     pthread_mutex_unlock(&s->lock);
 }
 
-static void router_move_end(router_state *s, uint64_t shard_id, const router_move_result *res) {
+static void router_move_end(router_state *s, uint64_t shard_id, const router_result *res) {
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_moves; i++) {
         if (s->moves[i].shard_id != shard_id)
@@ -230,7 +231,7 @@ static void router_replica_progress(router_state *s, uint64_t node_id, uint64_t 
 
 /* Step 1: the source must not lead the shard while its replica is removed. */
 static bool router_move_leadership_off(router_state *s, uint64_t shard_id, uint64_t from,
-                                       router_move_result *out) {
+                                       router_result *out) {
     uint64_t leader = 0, target = 0;
     Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
 
@@ -252,7 +253,7 @@ static bool router_move_leadership_off(router_state *s, uint64_t shard_id, uint6
                          "the source node leads the shard and no other voter is up");
         return false;
     }
-    router_transfer_result res;
+    router_result res;
     router_transfer_leader(s, shard_id, target, &res);
     if (res.code != GRPC_STATUS_OK) {
         router_move_fail(out, res.code, "moving leadership off the source node: %s", res.message);
@@ -263,7 +264,7 @@ static bool router_move_leadership_off(router_state *s, uint64_t shard_id, uint6
 
 /* Step 2: the learner joins, then its node creates it (empty). */
 static bool router_move_add_learner(router_state *s, uint64_t shard_id, uint64_t to,
-                                    uint64_t replica_id, router_move_result *out) {
+                                    uint64_t replica_id, router_result *out) {
     Basalt__V1__ReplicaDescriptor learner = BASALT__V1__REPLICA_DESCRIPTOR__INIT;
     Basalt__V1__ReplicaChange add = BASALT__V1__REPLICA_CHANGE__INIT, *changes[] = {&add};
     Basalt__V1__CreateReplicaRequest create = BASALT__V1__CREATE_REPLICA_REQUEST__INIT;
@@ -295,7 +296,7 @@ static bool router_move_add_learner(router_state *s, uint64_t shard_id, uint64_t
  * joining (so it holds the shard's data up to there). */
 static bool router_move_wait_catch_up(router_state *s, uint64_t shard_id, uint64_t to,
                                       uint64_t replica_id, uint64_t joined_conf_ver,
-                                      router_move_result *out) {
+                                      router_result *out) {
     uint64_t deadline = router_now_ms() + ROUTER_CATCH_UP_TIMEOUT_MS;
 
     for (;;) {
@@ -324,7 +325,7 @@ static bool router_move_wait_catch_up(router_state *s, uint64_t shard_id, uint64
 
 /* Step 4: promote the learner and remove the old replica, in one change. */
 static bool router_move_swap(router_state *s, uint64_t shard_id, uint64_t to, uint64_t replica_id,
-                             uint64_t old_replica_id, router_move_result *out) {
+                             uint64_t old_replica_id, router_result *out) {
     Basalt__V1__ReplicaDescriptor voter = BASALT__V1__REPLICA_DESCRIPTOR__INIT;
     Basalt__V1__ReplicaDescriptor old = BASALT__V1__REPLICA_DESCRIPTOR__INIT;
     Basalt__V1__ReplicaChange promote = BASALT__V1__REPLICA_CHANGE__INIT;
@@ -344,6 +345,24 @@ static bool router_move_swap(router_state *s, uint64_t shard_id, uint64_t to, ui
         return false;
     }
     return true;
+}
+
+/* Step 4 with step 1 again first: the source may have taken leadership back
+ * meanwhile, or the map not have heard that it had (the leader then refuses
+ * to remove itself, and is known from then on). */
+static bool router_move_promote(router_state *s, uint64_t shard_id, uint64_t from, uint64_t to,
+                                uint64_t replica_id, uint64_t old_replica_id, router_result *out) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!router_move_leadership_off(s, shard_id, from, out))
+            return false;
+        if (router_move_swap(s, shard_id, to, replica_id, old_replica_id, out))
+            return true;
+        if (out->code != GRPC_STATUS_INVALID_ARGUMENT ||
+            strstr(out->message, "transfer leadership first") == NULL)
+            return false;
+        router_set_leader(s, shard_id, from);
+    }
+    return false;
 }
 
 void router_remove_learner(router_state *s, uint64_t shard_id, uint64_t replica_id) {
@@ -376,7 +395,7 @@ static bool router_shard_has_replica(router_state *s, uint64_t shard_id, uint64_
 }
 
 static void router_move_steps(router_state *s, uint64_t shard_id, uint64_t from, uint64_t to,
-                              router_move_result *out) {
+                              router_result *out) {
     uint64_t leader, replica_id, old_replica_id = 0, joined_conf_ver;
     Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
 
@@ -409,9 +428,7 @@ static void router_move_steps(router_state *s, uint64_t shard_id, uint64_t from,
     if (!router_move_wait_catch_up(s, shard_id, to, replica_id, joined_conf_ver, out))
         goto roll_back;
     router_move_step(s, shard_id, "promoting the learner, removing the old replica");
-    /* The source may have taken leadership back meanwhile. */
-    if (!router_move_leadership_off(s, shard_id, from, out) ||
-        !router_move_swap(s, shard_id, to, replica_id, old_replica_id, out))
+    if (!router_move_promote(s, shard_id, from, to, replica_id, old_replica_id, out))
         goto roll_back;
     router_move_step(s, shard_id, "deleting the old replica");
     router_delete_replica(s, from, shard_id, old_replica_id);
@@ -435,7 +452,7 @@ roll_back:
 }
 
 void router_move(router_state *s, uint64_t shard_id, uint64_t from_node, uint64_t to_node,
-                 const char *reason, router_move_result *out) {
+                 const char *reason, router_result *out) {
     memset(out, 0, sizeof(*out));
     if (!router_move_begin(s, shard_id, from_node, to_node, reason, out))
         return;
@@ -454,26 +471,15 @@ void router_move(router_state *s, uint64_t shard_id, uint64_t from_node, uint64_
 
 void router_move_call(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     const Basalt__V1__MoveReplicaRequest *req = (const void *)request;
-    router_move_result res;
-    uint64_t leader = 0;
+    router_result res;
+
+    Basalt__V1__MoveReplicaResponse resp = BASALT__V1__MOVE_REPLICA_RESPONSE__INIT;
+    char what[128];
 
     router_move(ctx, req->shard_id, req->from_node_id, req->to_node_id, "asked by an operator",
                 &res);
-    Basalt__V1__ShardDescriptor *d = router_shard_copy(ctx, req->shard_id, &leader);
-    if (res.code != GRPC_STATUS_OK || d == NULL) {
-        rpc_call_fail(call, res.code != GRPC_STATUS_OK ? res.code : GRPC_STATUS_NOT_FOUND,
-                      "shard %llu from node %llu to node %llu: %s",
-                      (unsigned long long)req->shard_id, (unsigned long long)req->from_node_id,
-                      (unsigned long long)req->to_node_id,
-                      res.code != GRPC_STATUS_OK ? res.message : "the shard is gone");
-    } else {
-        Basalt__V1__MoveReplicaResponse resp = BASALT__V1__MOVE_REPLICA_RESPONSE__INIT;
-        Basalt__V1__ShardInfo info = BASALT__V1__SHARD_INFO__INIT;
-        info.descriptor = d;
-        info.leader_node_id = leader;
-        resp.shard = &info;
-        rpc_call_reply(call, &resp.base);
-    }
-    if (d)
-        basalt__v1__shard_descriptor__free_unpacked(d, NULL);
+    snprintf(what, sizeof(what), "shard %llu from node %llu to node %llu",
+             (unsigned long long)req->shard_id, (unsigned long long)req->from_node_id,
+             (unsigned long long)req->to_node_id);
+    router_answer_with_shard(call, ctx, req->shard_id, &res, &resp.base, what);
 }

@@ -32,15 +32,10 @@
 /* A shard whose move failed is not moved by the scheduler for this long. */
 #define ROUTER_MOVE_BACKOFF_MS 30000
 
-typedef struct {
-    grpc_status_code code; /* GRPC_STATUS_OK on success */
-    char message[RPC_STATUS_MESSAGE_BYTES + 128];
-} router_move_result;
-
 /* Moves shard_id's replica on from_node to to_node; blocks until done or
  * failed (and rolled back). `reason` is shown by schedule status. */
 void router_move(router_state *s, uint64_t shard_id, uint64_t from_node, uint64_t to_node,
-                 const char *reason, router_move_result *out);
+                 const char *reason, router_result *out);
 
 /* Removes a learner no move owns (one left by a router restart). */
 void router_remove_learner(router_state *s, uint64_t shard_id, uint64_t replica_id);

@@ -123,7 +123,7 @@ typedef struct {
 static void *router_move_main(void *arg) {
     router_move_job *job = arg;
     router_scheduler *sc = job->sc;
-    router_move_result res;
+    router_result res;
 
     router_move(sc->state, job->plan.shard_id, job->plan.from_node, job->plan.to_node,
                 job->plan.reason, &res);

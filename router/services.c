@@ -330,3 +330,26 @@ int router_admin_service_register(rpc_server *server, router_state *s) {
     }
     return 0;
 }
+
+void router_answer_with_shard(rpc_call *call, router_state *s, uint64_t shard_id,
+                              const router_result *res, ProtobufCMessage *response,
+                              const char *what) {
+    const ProtobufCFieldDescriptor *field =
+        protobuf_c_message_descriptor_get_field_by_name(response->descriptor, "shard");
+    Basalt__V1__ShardInfo info = BASALT__V1__SHARD_INFO__INIT;
+    uint64_t leader = 0;
+    Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
+
+    if (res->code != GRPC_STATUS_OK || d == NULL || field == NULL) {
+        rpc_call_fail(call, res->code != GRPC_STATUS_OK ? res->code : GRPC_STATUS_NOT_FOUND,
+                      "%s: %s", what,
+                      res->code != GRPC_STATUS_OK ? res->message : "the shard is gone");
+    } else {
+        info.descriptor = d;
+        info.leader_node_id = leader;
+        *(Basalt__V1__ShardInfo **)((char *)response + field->offset) = &info;
+        rpc_call_reply(call, response);
+    }
+    if (d)
+        basalt__v1__shard_descriptor__free_unpacked(d, NULL);
+}

@@ -10,4 +10,11 @@
 int router_cluster_service_register(rpc_server *server, router_state *state);
 int router_admin_service_register(rpc_server *server, router_state *state);
 
+/* Answers an Admin call whose response has a `shard` field (ShardInfo): with
+ * the shard as the map has it now when res succeeded, else with res's
+ * error, prefixed by `what`. */
+void router_answer_with_shard(rpc_call *call, router_state *s, uint64_t shard_id,
+                              const router_result *res, ProtobufCMessage *response,
+                              const char *what);
+
 #endif

@@ -91,6 +91,12 @@ typedef struct {
 } router_garbage;
 #define ROUTER_GARBAGE_MAX 256
 
+/* How an operation the router drives (a hand-over, a move) ended. */
+typedef struct {
+    grpc_status_code code; /* GRPC_STATUS_OK on success */
+    char message[RPC_STATUS_MESSAGE_BYTES + 128];
+} router_result;
+
 /* Where to send a request for one key: a copy taken under the lock. */
 typedef struct {
     uint64_t shard_id;

@@ -556,6 +556,27 @@ static void test_one_membership_change_at_a_time(void) {
     CU_ASSERT_EQUAL(raft_propose_conf_change(node(1), &empty_voters, &index), RAFT_ERR_INVALID);
 }
 
+static void test_conf_change_context_is_bounded(void) {
+    static uint8_t context[RAFT_CONF_CONTEXT_MAX + 1];
+    raft_conf_change cc = {.n_changes = 1,
+                           .changes = {{RAFT_CHANGE_ADD_LEARNER, 4}},
+                           .context = context,
+                           .context_len = sizeof(context)};
+    raft_index_t index;
+
+    c = cluster_new(4, 3, 1);
+    cluster_elect(c, 1);
+    raft_index_t last = raft_last_index(node(1));
+    CU_ASSERT_EQUAL(raft_propose_conf_change(node(1), &cc, &index), RAFT_ERR_INVALID);
+    CU_ASSERT_EQUAL(raft_last_index(node(1)), last);
+    /* Refused without a trace: the largest context allowed goes through. */
+    cc.context_len = RAFT_CONF_CONTEXT_MAX;
+    CU_ASSERT_EQUAL(raft_propose_conf_change(node(1), &cc, &index), RAFT_OK);
+    CU_ASSERT_EQUAL(index, last + 1);
+    cluster_stabilize(c, 200);
+    CU_ASSERT_EQUAL(raft_conf(node(1))->n_learners, 1);
+}
+
 /* Regression 7: a node with a committed but unapplied membership change does
  * not campaign on the old membership. */
 static void test_no_campaign_with_unapplied_membership_change(void) {
@@ -952,6 +973,7 @@ int main(void) {
         {"bad_config_and_messages_refused", test_bad_config_and_messages_refused},
         {"conf_change_encoding_round_trips_and_rejects_garbage",
          test_conf_change_encoding_round_trips_and_rejects_garbage},
+        {"conf_change_context_is_bounded", test_conf_change_context_is_bounded},
         {"reads_dropped_while_applying_membership_are_answered",
          test_reads_dropped_while_applying_membership_are_answered},
         {"leader_sends_nothing_before_its_term_is_persisted",

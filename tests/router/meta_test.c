@@ -88,6 +88,30 @@ static void test_node_registry_survives_restart(void) {
     CU_ASSERT_STRING_EQUAL(log.seen, "1=127.0.0.1:7380@;2=127.0.0.1:7399@b;");
 }
 
+static void test_drains_removals_and_the_schedule_switch_survive_restart(void) {
+    node_log log = {0};
+
+    CU_ASSERT_EQUAL(meta_put_node(m, 1, "127.0.0.1:7380", ""), 0);
+    CU_ASSERT_EQUAL(meta_put_node(m, 2, "127.0.0.1:7381", ""), 0);
+    CU_ASSERT_EQUAL(meta_node_admin_of(m, 1), META_NODE_ACTIVE);
+    CU_ASSERT_TRUE(meta_schedule_enabled(m)); /* on unless turned off */
+    CU_ASSERT_EQUAL(meta_put_node_admin(m, 1, META_NODE_DRAINING), 0);
+    CU_ASSERT_EQUAL(meta_put_node_admin(m, 2, META_NODE_DRAINED), 0);
+    CU_ASSERT_EQUAL(meta_put_schedule_enabled(m, false), 0);
+    reopen();
+    CU_ASSERT_EQUAL(meta_node_admin_of(m, 1), META_NODE_DRAINING);
+    CU_ASSERT_EQUAL(meta_node_admin_of(m, 2), META_NODE_DRAINED);
+    CU_ASSERT_FALSE(meta_schedule_enabled(m));
+    CU_ASSERT_FALSE(meta_node_removed(m, 2));
+    CU_ASSERT_EQUAL(meta_remove_node(m, 2), 0);
+    reopen();
+    CU_ASSERT_TRUE(meta_node_removed(m, 2));
+    CU_ASSERT_FALSE(meta_node_removed(m, 1));
+    CU_ASSERT_EQUAL(meta_node_admin_of(m, 2), META_NODE_ACTIVE); /* its record is gone */
+    CU_ASSERT_EQUAL(meta_each_node(m, collect_node, &log), 0);
+    CU_ASSERT_STRING_EQUAL(log.seen, "1=127.0.0.1:7380@;");
+}
+
 static void test_second_router_on_same_dir_refused(void) {
     meta *other = NULL;
     CU_ASSERT_NOT_EQUAL(meta_open(dir, &other), 0);
@@ -100,6 +124,8 @@ int main(void) {
         {"ids_are_never_handed_out_twice", test_ids_are_never_handed_out_twice},
         {"node_registry_survives_restart", test_node_registry_survives_restart},
         {"reserved_ids_are_skipped", test_reserved_ids_are_skipped},
+        {"drains_removals_and_the_schedule_switch_survive_restart",
+         test_drains_removals_and_the_schedule_switch_survive_restart},
         {"second_router_on_same_dir_refused", test_second_router_on_same_dir_refused},
         CU_TEST_INFO_NULL,
     };

@@ -10,27 +10,20 @@
 #include "runtime/parse.h"
 
 int kvctl_parse_duration_ms(const char *text, int64_t *ms) {
-    static const struct {
-        const char *suffix;
-        int64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"", 1000}};
-    char *end;
+    char with_unit[32];
+    uint64_t parsed;
 
-    if (text[0] < '0' || text[0] > '9')
-        return -1;
-    errno = 0;
-    long long n = strtoll(text, &end, 10);
-    if (errno != 0)
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].suffix) != 0)
-            continue;
-        if (n <= 0 || n > KVCTL_TIMEOUT_MS_MAX / units[i].ms)
+    /* A bare number is seconds. */
+    if (text[0] != '\0' && text[strspn(text, "0123456789")] == '\0') {
+        if (strlen(text) + 2 > sizeof(with_unit))
             return -1;
-        *ms = n * units[i].ms;
-        return 0;
+        snprintf(with_unit, sizeof(with_unit), "%ss", text);
+        text = with_unit;
     }
-    return -1;
+    if (parse_duration_ms(text, 1, KVCTL_TIMEOUT_MS_MAX, &parsed) != 0)
+        return -1;
+    *ms = (int64_t)parsed;
+    return 0;
 }
 
 static int kvctl_parse_consistency(const char *text, Basalt__V1__Consistency *out) {

@@ -9,9 +9,9 @@
 #include "basalt/v1/admin.pb-c.h"
 #include "tools/kvctl/output.h"
 
-static int kvctl_admin(basalt_client *client, const char *command, const char *method,
-                       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
-                       ProtobufCMessage **resp) {
+int kvctl_admin(basalt_client *client, const char *command, const char *method,
+                const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+                ProtobufCMessage **resp) {
     rpc_status st;
 
     if (basalt_client_call(client, method, req, desc, resp, &st) != 0) {
@@ -191,9 +191,30 @@ int kvctl_show_shard(const Basalt__V1__ShardInfo *shard, kvctl_output output) {
     return KVCTL_EXIT_OK;
 }
 
+int kvctl_shard_command(basalt_client *client, const kvctl_args *a, const char *command,
+                        const char *method, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc) {
+    const ProtobufCFieldDescriptor *field =
+        protobuf_c_message_descriptor_get_field_by_name(resp_desc, "shard");
+    ProtobufCMessage *resp;
+    int rc = kvctl_admin(client, command, method, req, resp_desc, &resp);
+
+    if (rc != KVCTL_EXIT_OK)
+        return rc;
+    const Basalt__V1__ShardInfo *shard =
+        field ? *(Basalt__V1__ShardInfo **)((char *)resp + field->offset) : NULL;
+    if (shard == NULL || shard->descriptor == NULL) {
+        fprintf(stderr, "kvctl %s: the router's answer lacks the shard\n", command);
+        rc = KVCTL_EXIT_FAILED;
+    } else {
+        rc = kvctl_show_shard(shard, a->output);
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return rc;
+}
+
 int kvctl_transfer_leader(basalt_client *client, const kvctl_args *a) {
     Basalt__V1__TransferLeaderRequest req = BASALT__V1__TRANSFER_LEADER_REQUEST__INIT;
-    Basalt__V1__TransferLeaderResponse *resp;
     uint64_t shard, node;
 
     if (parse_u64(a->positionals[0], 1, UINT64_MAX, &shard) != 0 ||
@@ -203,19 +224,8 @@ int kvctl_transfer_leader(basalt_client *client, const kvctl_args *a) {
     }
     req.shard_id = shard;
     req.node_id = node;
-    int rc =
-        kvctl_admin(client, "transfer-leader", "/basalt.v1.Admin/TransferLeader", &req.base,
-                    &basalt__v1__transfer_leader_response__descriptor, (ProtobufCMessage **)&resp);
-    if (rc != KVCTL_EXIT_OK)
-        return rc;
-    if (resp->shard == NULL || resp->shard->descriptor == NULL) {
-        fprintf(stderr, "kvctl transfer-leader: the router's answer lacks the shard\n");
-        rc = KVCTL_EXIT_FAILED;
-    } else {
-        rc = kvctl_show_shard(resp->shard, a->output);
-    }
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
-    return rc;
+    return kvctl_shard_command(client, a, "transfer-leader", "/basalt.v1.Admin/TransferLeader",
+                               &req.base, &basalt__v1__transfer_leader_response__descriptor);
 }
 
 int kvctl_shards(basalt_client *client, const kvctl_args *a) {

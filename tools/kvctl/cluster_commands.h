@@ -5,6 +5,12 @@
 #include "basalt/v1/admin.pb-c.h"
 #include "tools/kvctl/commands.h"
 
+/* Calls an Admin method of the router; on failure says why on stderr and
+ * returns KVCTL_EXIT_FAILED. */
+int kvctl_admin(basalt_client *client, const char *command, const char *method,
+                const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+                ProtobufCMessage **resp);
+
 /* Nodes (id, address, zone, up/down, replicas, leaders) and the shard count. */
 int kvctl_status(basalt_client *client, const kvctl_args *args);
 
@@ -16,6 +22,11 @@ int kvctl_split(basalt_client *client, const kvctl_args *args);
 
 /* Prints one shard as kvctl shards does (or as JSON). */
 int kvctl_show_shard(const Basalt__V1__ShardInfo *shard, kvctl_output output);
+
+/* Calls an Admin method whose response has a `shard` field and shows it. */
+int kvctl_shard_command(basalt_client *client, const kvctl_args *a, const char *command,
+                        const char *method, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc);
 
 /* Hands a shard's leadership to a node and shows the shard. */
 int kvctl_transfer_leader(basalt_client *client, const kvctl_args *args);

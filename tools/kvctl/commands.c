@@ -200,11 +200,12 @@ static const kvctl_command kvctl_commands[] = {
      2, 2, 0, kvctl_transfer_leader},
     {"move", "SHARD_ID FROM_NODE TO_NODE",
      "move the shard's replica on FROM_NODE to TO_NODE while it serves (a learner joins, catches "
-     "up by snapshot, is promoted, and the old replica leaves); shows the shard once done",
+     "up by snapshot, is promoted, and the old replica leaves); shows the shard once done "
+     "(--timeout defaults to 5m here)",
      3, 3, 0, kvctl_move},
     {"node", "drain|remove NODE_ID",
      "drain: move every replica and leadership off the node, waiting until it is drained (it "
-     "can then be stopped); remove: forget a drained or down node for good (a down node's "
+     "can then be stopped; --timeout bounds the whole wait, 30m unless given); remove: forget a drained or down node for good (a down node's "
      "replicas are made again elsewhere)",
      2, 2, 0, kvctl_node},
     {"schedule", "on|off|status",

@@ -13,18 +13,6 @@
 /* How often kvctl node drain looks at the node while it waits. */
 #define KVCTL_DRAIN_POLL_MS 500
 
-static int kvctl_call(basalt_client *client, const char *command, const char *method,
-                      const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
-                      ProtobufCMessage **resp) {
-    rpc_status st;
-
-    if (basalt_client_call(client, method, req, desc, resp, &st) != 0) {
-        fprintf(stderr, "kvctl %s: %s: %s\n", command, rpc_status_name(st.code), st.message);
-        return KVCTL_EXIT_FAILED;
-    }
-    return KVCTL_EXIT_OK;
-}
-
 static int kvctl_id(const char *command, const char *name, const char *text, uint64_t *id) {
     if (parse_u64(text, 1, UINT64_MAX, id) == 0)
         return KVCTL_EXIT_OK;
@@ -37,25 +25,14 @@ static int kvctl_id(const char *command, const char *name, const char *text, uin
 
 int kvctl_move(basalt_client *client, const kvctl_args *a) {
     Basalt__V1__MoveReplicaRequest req = BASALT__V1__MOVE_REPLICA_REQUEST__INIT;
-    Basalt__V1__MoveReplicaResponse *resp;
     int rc;
 
     if ((rc = kvctl_id("move", "SHARD_ID", a->positionals[0], &req.shard_id)) != 0 ||
         (rc = kvctl_id("move", "FROM_NODE", a->positionals[1], &req.from_node_id)) != 0 ||
         (rc = kvctl_id("move", "TO_NODE", a->positionals[2], &req.to_node_id)) != 0)
         return rc;
-    rc = kvctl_call(client, "move", "/basalt.v1.Admin/MoveReplica", &req.base,
-                    &basalt__v1__move_replica_response__descriptor, (ProtobufCMessage **)&resp);
-    if (rc != KVCTL_EXIT_OK)
-        return rc;
-    if (resp->shard == NULL || resp->shard->descriptor == NULL) {
-        fprintf(stderr, "kvctl move: the router's answer lacks the shard\n");
-        rc = KVCTL_EXIT_FAILED;
-    } else {
-        rc = kvctl_show_shard(resp->shard, a->output);
-    }
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
-    return rc;
+    return kvctl_shard_command(client, a, "move", "/basalt.v1.Admin/MoveReplica", &req.base,
+                               &basalt__v1__move_replica_response__descriptor);
 }
 
 /* ---- node ---- */
@@ -73,9 +50,9 @@ static const Basalt__V1__NodeInfo *kvctl_find_node(basalt_client *client, uint64
     Basalt__V1__ListNodesRequest req = BASALT__V1__LIST_NODES_REQUEST__INIT;
 
     *resp = NULL;
-    if (kvctl_call(client, "node drain", "/basalt.v1.Admin/ListNodes", &req.base,
-                   &basalt__v1__list_nodes_response__descriptor,
-                   (ProtobufCMessage **)resp) != KVCTL_EXIT_OK)
+    if (kvctl_admin(client, "node drain", "/basalt.v1.Admin/ListNodes", &req.base,
+                    &basalt__v1__list_nodes_response__descriptor,
+                    (ProtobufCMessage **)resp) != KVCTL_EXIT_OK)
         return NULL;
     for (size_t i = 0; i < (*resp)->n_nodes; i++) {
         if ((*resp)->nodes[i]->id == id)
@@ -151,8 +128,8 @@ static int kvctl_node_drain(basalt_client *client, const kvctl_args *a, uint64_t
     Basalt__V1__DrainNodeResponse *resp;
 
     req.node_id = id;
-    int rc = kvctl_call(client, "node drain", "/basalt.v1.Admin/DrainNode", &req.base,
-                        &basalt__v1__drain_node_response__descriptor, (ProtobufCMessage **)&resp);
+    int rc = kvctl_admin(client, "node drain", "/basalt.v1.Admin/DrainNode", &req.base,
+                         &basalt__v1__drain_node_response__descriptor, (ProtobufCMessage **)&resp);
     if (rc != KVCTL_EXIT_OK)
         return rc;
     protobuf_c_message_free_unpacked(&resp->base, NULL);
@@ -164,8 +141,8 @@ static int kvctl_node_remove(basalt_client *client, const kvctl_args *a, uint64_
     Basalt__V1__RemoveNodeResponse *resp;
 
     req.node_id = id;
-    int rc = kvctl_call(client, "node remove", "/basalt.v1.Admin/RemoveNode", &req.base,
-                        &basalt__v1__remove_node_response__descriptor, (ProtobufCMessage **)&resp);
+    int rc = kvctl_admin(client, "node remove", "/basalt.v1.Admin/RemoveNode", &req.base,
+                         &basalt__v1__remove_node_response__descriptor, (ProtobufCMessage **)&resp);
     if (rc != KVCTL_EXIT_OK)
         return rc;
     protobuf_c_message_free_unpacked(&resp->base, NULL);
@@ -217,8 +194,8 @@ static int kvctl_schedule_status(basalt_client *client, const kvctl_args *a) {
     Basalt__V1__ScheduleStatusRequest req = BASALT__V1__SCHEDULE_STATUS_REQUEST__INIT;
     Basalt__V1__ScheduleStatusResponse *resp;
     int rc =
-        kvctl_call(client, "schedule status", "/basalt.v1.Admin/ScheduleStatus", &req.base,
-                   &basalt__v1__schedule_status_response__descriptor, (ProtobufCMessage **)&resp);
+        kvctl_admin(client, "schedule status", "/basalt.v1.Admin/ScheduleStatus", &req.base,
+                    &basalt__v1__schedule_status_response__descriptor, (ProtobufCMessage **)&resp);
     if (rc != KVCTL_EXIT_OK)
         return rc;
     if (a->output == KVCTL_OUTPUT_JSON) {
@@ -256,8 +233,9 @@ int kvctl_schedule(basalt_client *client, const kvctl_args *a) {
         return KVCTL_EXIT_USAGE;
     }
     req.enabled = strcmp(what, "on") == 0;
-    int rc = kvctl_call(client, "schedule", "/basalt.v1.Admin/SetSchedule", &req.base,
-                        &basalt__v1__set_schedule_response__descriptor, (ProtobufCMessage **)&resp);
+    int rc =
+        kvctl_admin(client, "schedule", "/basalt.v1.Admin/SetSchedule", &req.base,
+                    &basalt__v1__set_schedule_response__descriptor, (ProtobufCMessage **)&resp);
     if (rc != KVCTL_EXIT_OK)
         return rc;
     protobuf_c_message_free_unpacked(&resp->base, NULL);
