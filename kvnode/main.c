@@ -29,9 +29,11 @@
 
 #define KVNODE_LISTEN_DEFAULT   "127.0.0.1:7379"
 #define KVNODE_DATA_DIR_DEFAULT "kvnode-data"
-/* Exit codes: 0 after a clean stop, 1 when it could not start, 2 for usage. */
+/* Exit codes: 0 after a clean stop, 1 when it could not start, 2 for usage,
+ * 3 when the router says the node was removed from the cluster. */
 #define KVNODE_EXIT_START_FAILED 1
 #define KVNODE_EXIT_USAGE        2
+#define KVNODE_EXIT_REMOVED      3
 
 /* Largest --disk-reserve-mb: a petabyte. */
 #define KVNODE_DISK_RESERVE_MB_MAX (1024ull * 1024 * 1024)
@@ -281,7 +283,11 @@ int main(int argc, char **argv) {
     }
 
     int sig = kvnode_wait_for_stop(&stop_signals);
-    log_info("kvnode stopping on signal %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    bool removed = link != NULL && router_link_removed(link);
+    if (removed)
+        log_info("kvnode stopping: removed from the cluster");
+    else
+        log_info("kvnode stopping on signal %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     /* The node first: it answers every call it holds, so the server's stop
      * (which waits for all calls) does not hang; the node's memory stays
      * until no RPC thread can reach it. */
@@ -292,5 +298,5 @@ int main(int argc, char **argv) {
     node_free(n);
     kvs_close(store);
     log_info("kvnode stopped");
-    return 0;
+    return removed ? KVNODE_EXIT_REMOVED : 0;
 }

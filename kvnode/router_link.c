@@ -5,10 +5,12 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "basalt/v1/cluster.pb-c.h"
 #include "runtime/error.h"
@@ -25,7 +27,7 @@ struct router_link {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
-    bool refused_logged; /* the router's refusal was logged (once) */
+    atomic_bool removed; /* the router said this node was removed */
 };
 
 /* Waits a second between registration attempts (the router may be
@@ -75,6 +77,23 @@ int router_link_allocate_id(const char *router, const char *zone, int attempts, 
     return rc;
 }
 
+bool router_link_removed(router_link *l) {
+    return atomic_load(&l->removed);
+}
+
+/* The router forgot this node for good (kvctl node remove): its replicas
+ * are no longer members of their shards, so serving their data (eventual
+ * reads) or campaigning would only do harm. The node stops, through the
+ * main thread's orderly shutdown. */
+static void router_link_removed_from_cluster(router_link *l, const char *why) {
+    if (atomic_exchange(&l->removed, true))
+        return;
+    log_error("stopping: the router refuses this node (%s); its data is stale, so start the "
+              "machine again with an empty data directory to bring it back as a new node",
+              why);
+    kill(getpid(), SIGTERM);
+}
+
 /* One heartbeat: our replicas out, the cluster's addresses back. */
 static void router_link_beat(router_link *l) {
     Basalt__V1__NodeStatusRequest sreq = BASALT__V1__NODE_STATUS_REQUEST__INIT;
@@ -117,9 +136,8 @@ static void router_link_beat(router_link *l) {
                       &basalt__v1__register_response__descriptor, ROUTER_LINK_TIMEOUT_MS, &r,
                       &st) == 0)
             protobuf_c_message_free_unpacked(r, NULL);
-        else if (st.code == GRPC_STATUS_FAILED_PRECONDITION && !l->refused_logged)
-            log_error("the router refuses this node: %s", st.message);
-        l->refused_logged = st.code == GRPC_STATUS_FAILED_PRECONDITION;
+        else if (st.code == GRPC_STATUS_FAILED_PRECONDITION)
+            router_link_removed_from_cluster(l, st.message);
     }
     protobuf_c_message_free_unpacked(&status->base, NULL);
 }

@@ -5,6 +5,7 @@
 #ifndef BASALT_KVNODE_ROUTER_LINK_H
 #define BASALT_KVNODE_ROUTER_LINK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kvnode/node.h"
@@ -23,5 +24,9 @@ int router_link_allocate_id(const char *router, const char *zone, int attempts, 
 /* Starts heartbeating for node n, which serves at `address`. */
 router_link *router_link_start(node *n, const char *router, const char *address, const char *zone);
 void router_link_stop(router_link *link);
+
+/* Whether the router refused the node as removed from the cluster; the link
+ * then raised SIGTERM, so the node stops (it must not serve stale data). */
+bool router_link_removed(router_link *link);
 
 #endif

@@ -180,6 +180,11 @@ static const char *node_split_check(node *n, node_replica *r,
         *code = GRPC_STATUS_FAILED_PRECONDITION;
         return "the shard changed since the split was planned; plan it again";
     }
+    if (r->conf.n_voters_outgoing != 0 || r->conf.n_learners != 0) {
+        /* The new shard would copy a membership that is about to change. */
+        *code = GRPC_STATUS_FAILED_PRECONDITION;
+        return "a membership change of the shard is under way; split once it is done";
+    }
     if (!node_split_key_fits(r->desc, req->split_key))
         return "the split key must lie inside the shard's range and not be its start key";
     if (req->new_shard_id == 0 || node_replica_by_shard(n, req->new_shard_id) != NULL ||

@@ -39,6 +39,27 @@ static void router_reply_node(rpc_call *call, router_state *s, uint64_t node_id)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Ends node_id's drain; answers with the node. */
+static void router_cancel_drain(rpc_call *call, router_state *s, uint64_t node_id,
+                                meta_node_admin admin) {
+    if (admin != META_NODE_ACTIVE) {
+        int rc = router_change_node_admin(s, node_id, admin, META_NODE_ACTIVE);
+        if (rc != 0) {
+            rpc_call_fail(
+                call,
+                rc == BS_ERR_FAILED_PRECONDITION ? GRPC_STATUS_ABORTED : GRPC_STATUS_UNAVAILABLE,
+                "activate node %llu: %s", (unsigned long long)node_id,
+                rc == BS_ERR_FAILED_PRECONDITION ? "its state changed meanwhile; try again"
+                                                 : bs_err_message(rc));
+            return;
+        }
+        log_info("node %llu is active again (its drain was ended by an operator); it takes "
+                 "replicas",
+                 (unsigned long long)node_id);
+    }
+    router_reply_node(call, s, node_id);
+}
+
 void router_drain_node_call(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     const Basalt__V1__DrainNodeRequest *req = (const void *)request;
     router_state *s = ctx;
@@ -50,8 +71,12 @@ void router_drain_node_call(rpc_call *call, const ProtobufCMessage *request, voi
     int wanted = s->replicas_wanted;
     pthread_mutex_unlock(&s->lock);
     if (n == NULL) {
-        rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "drain: no node %llu",
-                      (unsigned long long)req->node_id);
+        rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "%s: no node %llu",
+                      req->cancel ? "activate" : "drain", (unsigned long long)req->node_id);
+        return;
+    }
+    if (req->cancel) {
+        router_cancel_drain(call, s, req->node_id, admin);
         return;
     }
     if (admin == META_NODE_ACTIVE && others < wanted) {
@@ -62,9 +87,14 @@ void router_drain_node_call(rpc_call *call, const ProtobufCMessage *request, voi
         return;
     }
     if (admin == META_NODE_ACTIVE) {
-        int rc = router_set_node_admin(s, req->node_id, META_NODE_DRAINING);
+        int rc = router_change_node_admin(s, req->node_id, META_NODE_ACTIVE, META_NODE_DRAINING);
         if (rc != 0) {
-            rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "drain: %s", bs_err_message(rc));
+            rpc_call_fail(
+                call,
+                rc == BS_ERR_FAILED_PRECONDITION ? GRPC_STATUS_ABORTED : GRPC_STATUS_UNAVAILABLE,
+                "drain: %s",
+                rc == BS_ERR_FAILED_PRECONDITION ? "its state changed meanwhile; try again"
+                                                 : bs_err_message(rc));
             return;
         }
         log_info("draining node %llu: its replicas and leaderships move to other nodes",
@@ -139,7 +169,7 @@ void router_schedule_status_call(rpc_call *call, const ProtobufCMessage *request
     resp.n_running = (size_t)s->n_moves;
     resp.recent = recent_ptrs;
     resp.n_recent = (size_t)s->n_recent;
-    resp.note = s->schedule_enabled ? s->schedule_note : "scheduling is off (kvctl schedule on)";
+    resp.note = s->schedule_note;
     resp.max_moves = (uint32_t)s->moves_max;
     resp.down_after_ms = s->dead_after_ms;
     rpc_call_reply(call, &resp.base);

@@ -15,6 +15,10 @@ typedef struct {
      * planned moves counted as done. */
     int64_t count[ROUTER_NODES_MAX];
     int zones_available; /* distinct zone labels among target nodes */
+    bool drains_only;    /* the scheduler is off: operators' drains still run */
+    /* Replicas that must go (repair, drain) but have nowhere to go. */
+    int stuck;
+    uint64_t stuck_shard, stuck_node;
 } router_plan_view;
 
 /* ---- nodes ---- */
@@ -170,10 +174,10 @@ static bool router_plan_shard(router_plan_view *v, const router_shard *sh, route
     for (size_t i = 0; i < d->n_replicas; i++) {
         uint64_t node = d->replicas[i]->node_id;
         int at = router_node_index(v->s, node);
-        if (router_node_gone(v, node))
+        if (router_node_gone(v, node) && !v->drains_only)
             snprintf(p->reason, sizeof(p->reason), "repair: node %llu %s", (unsigned long long)node,
                      at < 0 ? "was removed" : "has been down past --down-after");
-        else if (v->s->nodes[at].admin != META_NODE_ACTIVE)
+        else if (at >= 0 && v->s->nodes[at].admin != META_NODE_ACTIVE)
             snprintf(p->reason, sizeof(p->reason), "drain of node %llu", (unsigned long long)node);
         else
             continue;
@@ -181,26 +185,33 @@ static bool router_plan_shard(router_plan_view *v, const router_shard *sh, route
         p->to_node = router_best_target(v, d, node, false);
         if (p->to_node != 0)
             return true;
+        if (v->stuck++ == 0) {
+            v->stuck_shard = d->id;
+            v->stuck_node = node;
+        }
     }
     int spread = router_zone_spread(v, d, 0, 0);
     int want = v->zones_available < (int)d->n_replicas ? v->zones_available : (int)d->n_replicas;
-    if (spread >= want)
+    if (spread >= want || v->drains_only)
         return false;
     /* The replica on the fullest node whose zone the shard has twice. */
+    int64_t fullest = -1;
     for (size_t i = 0; i < d->n_replicas; i++) {
         uint64_t node = d->replicas[i]->node_id;
-        if (router_zone_spread(v, d, node, 0) != spread)
+        int at = router_node_index(v->s, node);
+        if (at < 0 || v->count[at] <= fullest || router_zone_spread(v, d, node, 0) != spread)
             continue; /* its zone would go: it is the only one there */
         uint64_t to = router_best_target(v, d, node, true);
         if (to != 0 && router_zone_spread(v, d, node, to) > spread) {
+            fullest = v->count[at];
             p->from_node = node;
             p->to_node = to;
-            snprintf(p->reason, sizeof(p->reason), "zones: the shard spans %d of %d zones", spread,
-                     want);
-            return true;
         }
     }
-    return false;
+    if (fullest < 0)
+        return false;
+    snprintf(p->reason, sizeof(p->reason), "zones: the shard spans %d of %d zones", spread, want);
+    return true;
 }
 
 /* Rule 4: the fullest and emptiest target nodes; false when within the
@@ -218,31 +229,98 @@ static bool router_balance_pair(const router_plan_view *v, int *full, int *empty
     return *full >= 0 && v->count[*full] - v->count[*empty] > ROUTER_REPLICA_SPREAD_MAX;
 }
 
+/* For shard d's replica on node index `from`: the emptiest target that keeps
+ * d's zone spread; -1 when none. */
+static int router_balance_target(const router_plan_view *v, const Basalt__V1__ShardDescriptor *d,
+                                 int from) {
+    const router_state *s = v->s;
+    int spread_now = router_zone_spread(v, d, 0, 0);
+    int best = -1;
+
+    for (int i = 0; i < s->n_nodes; i++) {
+        if (!router_node_takes_replicas(v, i) || router_holds(d, s->nodes[i].id) ||
+            router_zone_spread(v, d, s->nodes[from].id, s->nodes[i].id) < spread_now)
+            continue;
+        if (best < 0 || v->count[i] < v->count[best])
+            best = i;
+    }
+    return best;
+}
+
+/* The move between the two nodes furthest apart that some shard can make:
+ * when zones forbid every move from the fullest node to the emptiest, a pair
+ * nearer in count may still narrow the spread. Each move takes one replica
+ * from a node holding more than ROUTER_REPLICA_SPREAD_MAX over its target,
+ * so counts only ever converge and no replica travels back. */
 static bool router_plan_balance(router_plan_view *v, const bool *planned, router_move_plan *p) {
     router_state *s = v->s;
-    int full, empty;
+    int full, empty, best_from = -1, best_to = -1, best_shard = -1;
+    int64_t best_gap = ROUTER_REPLICA_SPREAD_MAX;
 
     if (!router_balance_pair(v, &full, &empty))
         return false;
     for (int i = 0; i < s->n_shards; i++) {
         const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
-        uint64_t from = s->nodes[full].id, to = s->nodes[empty].id;
-        if (planned[i] || router_shard_busy(v, &s->shards[i]) || !router_holds(d, from) ||
-            router_holds(d, to) ||
-            router_zone_spread(v, d, from, to) < router_zone_spread(v, d, 0, 0))
+        if (planned[i] || router_shard_busy(v, &s->shards[i]))
             continue;
-        p->shard_id = d->id;
-        p->from_node = from;
-        p->to_node = to;
-        snprintf(p->reason, sizeof(p->reason),
-                 "balance: node %llu holds %lld replicas, node %llu %lld", (unsigned long long)from,
-                 (long long)v->count[full], (unsigned long long)to, (long long)v->count[empty]);
-        return true;
+        for (size_t k = 0; k < d->n_replicas; k++) {
+            int from = router_node_index(s, d->replicas[k]->node_id);
+            if (from < 0 || !router_node_takes_replicas(v, from))
+                continue;
+            int to = router_balance_target(v, d, from);
+            if (to < 0 || v->count[from] - v->count[to] <= best_gap)
+                continue;
+            best_gap = v->count[from] - v->count[to];
+            best_from = from;
+            best_to = to;
+            best_shard = i;
+        }
+        if (best_gap == v->count[full] - v->count[empty])
+            break; /* no pair is further apart */
     }
-    return false;
+    if (best_shard < 0)
+        return false;
+    p->shard_id = s->shards[best_shard].desc->id;
+    p->from_node = s->nodes[best_from].id;
+    p->to_node = s->nodes[best_to].id;
+    snprintf(p->reason, sizeof(p->reason), "balance: node %llu holds %lld replicas, node %llu %lld",
+             (unsigned long long)p->from_node, (long long)v->count[best_from],
+             (unsigned long long)p->to_node, (long long)v->count[best_to]);
+    return true;
 }
 
-int router_plan_moves(router_state *s, router_move_plan *out, int cap) {
+/* What the round found, for kvctl schedule status. */
+static void router_note_plan(const router_plan_view *v, const router_move_plan *out, int n) {
+    router_state *s = v->s;
+    char *note = s->schedule_note;
+    size_t size = sizeof(s->schedule_note);
+    const char *off = v->drains_only ? "scheduling is off (drains still run); " : "";
+    int full, empty;
+
+    if (n > 0)
+        snprintf(note, size, "%splanned %d move(s); the first: %s", off, n, out[0].reason);
+    else if (s->n_moves > 0)
+        snprintf(note, size, "%s%d move(s) running", off, s->n_moves);
+    else if (v->stuck > 0)
+        snprintf(note, size,
+                 "%s%d replica(s) must leave their node but no up, active node without a replica "
+                 "of the shard can take them (shard %llu on node %llu, for one): add a node",
+                 off, v->stuck, (unsigned long long)v->stuck_shard,
+                 (unsigned long long)v->stuck_node);
+    else if (v->drains_only)
+        snprintf(note, size, "%snothing to drain", off);
+    else if (router_balance_pair(v, &full, &empty))
+        snprintf(note, size,
+                 "node %llu holds %lld replicas and node %llu %lld, but no shard can move "
+                 "between nodes that far apart now (busy, backing off, or zones)",
+                 (unsigned long long)s->nodes[full].id, (long long)v->count[full],
+                 (unsigned long long)s->nodes[empty].id, (long long)v->count[empty]);
+    else
+        snprintf(note, size, "balanced: replicas within %d per node, nothing to repair or drain",
+                 ROUTER_REPLICA_SPREAD_MAX);
+}
+
+int router_plan_moves(router_state *s, router_move_plan *out, int cap, bool drains_only) {
     static router_plan_view v; /* under the lock */
     static bool planned[ROUTER_SHARDS_MAX];
     int n = 0;
@@ -250,6 +328,8 @@ int router_plan_moves(router_state *s, router_move_plan *out, int cap) {
     pthread_mutex_lock(&s->lock);
     v.s = s;
     v.now = router_now_ms();
+    v.drains_only = drains_only;
+    v.stuck = 0;
     router_count_projected(&v);
     v.zones_available = router_count_zones_available(&v);
     memset(planned, 0, (size_t)s->n_shards * sizeof(planned[0]));
@@ -261,27 +341,12 @@ int router_plan_moves(router_state *s, router_move_plan *out, int cap) {
         planned[i] = true;
         n++;
     }
-    while (n < cap && router_plan_balance(&v, planned, &out[n])) {
+    while (n < cap && !drains_only && router_plan_balance(&v, planned, &out[n])) {
         planned[router_shard_index(s, out[n].shard_id)] = true;
         router_count_plan(&v, &out[n]);
         n++;
     }
-    int full, empty;
-    if (n > 0)
-        snprintf(s->schedule_note, sizeof(s->schedule_note), "planned %d move(s); the first: %s", n,
-                 out[0].reason);
-    else if (s->n_moves > 0)
-        snprintf(s->schedule_note, sizeof(s->schedule_note), "%d move(s) running", s->n_moves);
-    else if (router_balance_pair(&v, &full, &empty))
-        snprintf(s->schedule_note, sizeof(s->schedule_note),
-                 "node %llu holds %lld replicas and node %llu %lld, but no shard can move "
-                 "between them now (busy, backing off, or zones)",
-                 (unsigned long long)s->nodes[full].id, (long long)v.count[full],
-                 (unsigned long long)s->nodes[empty].id, (long long)v.count[empty]);
-    else
-        snprintf(s->schedule_note, sizeof(s->schedule_note),
-                 "balanced: replicas within %d per node, nothing to repair or drain",
-                 ROUTER_REPLICA_SPREAD_MAX);
+    router_note_plan(&v, out, n);
     pthread_mutex_unlock(&s->lock);
     return n;
 }

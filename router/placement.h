@@ -7,8 +7,9 @@
  *   3. zones: a shard whose replicas span fewer zones than it could gets one
  *      replica moved into a zone it lacks;
  *   4. balance: while one node holds more than ROUTER_REPLICA_SPREAD_MAX
- *      replicas over another, one replica goes from the fullest to the
- *      emptiest.
+ *      replicas over another, one replica goes between the two nodes
+ *      furthest apart in count that some shard can move between (zones may
+ *      forbid the fullest and the emptiest).
  *
  * A target is an up, active node without a replica of the shard: the one
  * that spreads the shard over the most zones, then the one with the fewest
@@ -35,9 +36,10 @@ typedef struct {
 } router_move_plan;
 
 /* Plans at most `cap` moves, one per shard, skipping shards that are busy
- * or whose last move failed within ROUTER_MOVE_BACKOFF_MS; notes what it
- * found in s->schedule_note. Returns how many. */
-int router_plan_moves(router_state *s, router_move_plan *out, int cap);
+ * or whose last move failed within ROUTER_MOVE_BACKOFF_MS; with drains_only
+ * (the scheduler is off), only rule 2's. Notes what it found in
+ * s->schedule_note. Returns how many. */
+int router_plan_moves(router_state *s, router_move_plan *out, int cap, bool drains_only);
 
 /* Learners that no running move owns (a move cut short by a restart), as
  * (shard, replica) pairs; returns how many. */

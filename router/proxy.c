@@ -118,7 +118,7 @@ static bool proxy_avoided(const proxy_op *op, uint64_t node) {
 }
 
 static bool proxy_usable(proxy_op *op, uint64_t node) {
-    return node != 0 && !proxy_avoided(op, node) && router_node_is_up(op->px->state, node);
+    return node != 0 && !proxy_avoided(op, node) && router_node_may_be_up(op->px->state, node);
 }
 
 /* For an eventual read: the followers that are up, in turn, so the leader
@@ -180,6 +180,10 @@ static void proxy_retry_cb(void *ctx) {
 static void proxy_retry(proxy_op *op, bool pause, grpc_status_code code, const char *why) {
     uint64_t now = router_now_ms();
 
+    /* Hints can chase each other while an election settles: after a few
+     * quick tries, pause between them. */
+    if (op->attempts >= PROXY_QUICK_RETRIES_MAX)
+        pause = true;
     if (++op->attempts >= PROXY_ATTEMPTS_MAX ||
         now + (pause ? PROXY_RETRY_DELAY_MS : 0) >= op->deadline_ms) {
         proxy_fail(op, code, why);

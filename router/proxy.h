@@ -13,6 +13,8 @@
 
 /* Attempts per call, at most (the caller's deadline usually ends it first). */
 #define PROXY_ATTEMPTS_MAX 200
+/* Retries one call makes without a pause, at most. */
+#define PROXY_QUICK_RETRIES_MAX 4
 /* Nodes one call remembers as unreachable, at most. */
 #define PROXY_AVOID_MAX 4
 /* Pause before retrying a shard with no leader (an election takes 1-2 s). */

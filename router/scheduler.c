@@ -109,7 +109,7 @@ static void router_finish_drains(router_state *s) {
     int n = router_drained_nodes(s, ids, ROUTER_NODES_MAX);
 
     for (int i = 0; i < n; i++) {
-        if (router_set_node_admin(s, ids[i], META_NODE_DRAINED) == 0)
+        if (router_change_node_admin(s, ids[i], META_NODE_DRAINING, META_NODE_DRAINED) == 0)
             log_info("node %llu is drained: it holds no replica and can be stopped",
                      (unsigned long long)ids[i]);
     }
@@ -137,14 +137,14 @@ static void *router_move_main(void *arg) {
 
 /* Starts the moves placement asks for, each on a thread of its own, up to
  * --max-moves at once (moves asked for by operators count too). */
-static void router_start_moves(router_scheduler *sc) {
+static void router_start_moves(router_scheduler *sc, bool drains_only) {
     router_move_plan plans[ROUTER_MOVES_MAX];
     router_state *s = sc->state;
 
     pthread_mutex_lock(&s->lock);
     int room = s->moves_max - s->n_moves;
     pthread_mutex_unlock(&s->lock);
-    int n = room > 0 ? router_plan_moves(s, plans, room) : 0;
+    int n = room > 0 ? router_plan_moves(s, plans, room, drains_only) : 0;
     for (int i = 0; i < n; i++) {
         router_move_job *job = calloc(1, sizeof(*job));
         pthread_t thread;
@@ -177,14 +177,17 @@ static void *router_scheduler_main(void *arg) {
         router_finish_drains(sc->state);
         /* Rolling back a cut-short move is cleanup, not scheduling. */
         router_remove_stray_learners(sc->state);
-        if (!router_schedule_enabled(sc->state))
+        if (!router_schedule_enabled(sc->state)) {
+            /* An operator's drain is an order, not a schedule. */
+            router_start_moves(sc, true);
             continue;
+        }
         /* Leaders first: a hand-over is cheap, a replica move copies data. */
         if (sc->config.balance_leaders && router_now_ms() >= next_balance_ms) {
             router_balance_leaders(sc->state);
             next_balance_ms = router_now_ms() + ROUTER_BALANCE_CHECK_MS;
         }
-        router_start_moves(sc);
+        router_start_moves(sc, false);
     }
     return NULL;
 }

@@ -141,7 +141,9 @@ void router_split(router_state *s, uint64_t shard_id, ProtobufCBinaryData key,
         int rc = router_split_begin(s, shard_id, ROUTER_SPLITS_IN_FLIGHT_MAX);
         if (rc == BS_ERR_FAILED_PRECONDITION)
             router_split_fail(out, GRPC_STATUS_FAILED_PRECONDITION,
-                              "shard %llu is being split already", (unsigned long long)shard_id);
+                              "shard %llu is being split, or a replica of it moved, already; "
+                              "retry once that is done",
+                              (unsigned long long)shard_id);
         else if (rc != 0)
             router_split_fail(out, GRPC_STATUS_UNAVAILABLE,
                               "too many splits in flight; retry (shard %llu)",

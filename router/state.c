@@ -134,7 +134,8 @@ int router_register(router_state *s, uint64_t node_id, const char *address, cons
     pthread_mutex_unlock(&s->lock);
     if (n == NULL)
         return BS_ERR_RESOURCE_EXHAUSTED;
-    log_info("node %llu registered at %s%s%s", (unsigned long long)node_id, address,
+    log_info("node %llu registered %s%s%s%s", (unsigned long long)node_id,
+             address[0] ? "at " : "(its address comes with its first heartbeat)", address,
              zone[0] ? ", zone " : "", zone);
     *assigned = node_id;
     return 0;
@@ -362,7 +363,7 @@ int router_split_begin(router_state *s, uint64_t shard_id, int max) {
     int at = router_shard_index(s, shard_id);
     if (at < 0)
         rc = BS_ERR_NOT_FOUND;
-    else if (s->shards[at].splitting)
+    else if (s->shards[at].splitting || s->shards[at].moving)
         rc = BS_ERR_FAILED_PRECONDITION;
     else if (s->splits_in_flight >= max)
         rc = BS_ERR_RESOURCE_EXHAUSTED;
@@ -396,7 +397,7 @@ int router_split_candidates(router_state *s, uint64_t max_bytes, uint64_t window
         bool big = max_bytes > 0 && sh->bytes > max_bytes;
         bool hot = sh->hot_since_ms != 0 && now - sh->hot_since_ms >= window_ms;
         bool failed_lately = sh->split_failed_ms != 0 && now - sh->split_failed_ms < backoff_ms;
-        if ((big || hot) && !sh->splitting && !failed_lately)
+        if ((big || hot) && !sh->splitting && !sh->moving && !failed_lately)
             ids[n++] = sh->desc->id;
     }
     pthread_mutex_unlock(&s->lock);
@@ -455,6 +456,16 @@ bool router_node_is_up(router_state *s, uint64_t node_id) {
     pthread_mutex_lock(&s->lock);
     router_node *n = router_node_of(s, node_id);
     bool up = n && router_node_up_locked(s, n, router_now_ms());
+    pthread_mutex_unlock(&s->lock);
+    return up;
+}
+
+bool router_node_may_be_up(router_state *s, uint64_t node_id) {
+    pthread_mutex_lock(&s->lock);
+    router_node *n = router_node_of(s, node_id);
+    uint64_t now = router_now_ms();
+    bool up = n && (router_node_up_locked(s, n, now) ||
+                    (n->last_seen_ms == 0 && now - s->started_ms < s->down_after_ms));
     pthread_mutex_unlock(&s->lock);
     return up;
 }
@@ -607,21 +618,29 @@ bool router_should_bootstrap(router_state *s, uint64_t *nodes, int *n) {
 
 /* ---- operator switches ---- */
 
-int router_set_node_admin(router_state *s, uint64_t node_id, meta_node_admin admin) {
-    pthread_mutex_lock(&s->lock);
-    bool known = router_node_of(s, node_id) != NULL;
-    pthread_mutex_unlock(&s->lock);
-    if (!known)
-        return BS_ERR_NOT_FOUND;
-    int rc = meta_put_node_admin(s->meta, node_id, admin);
-    if (rc != 0)
-        return rc;
+int router_change_node_admin(router_state *s, uint64_t node_id, meta_node_admin from,
+                             meta_node_admin to) {
+    /* Admin changes come from operators and the scheduler at once (a drain
+     * ending as it is cancelled): one at a time, so none is lost. The state
+     * lock is not held over the durable write. */
+    static pthread_mutex_t changing = PTHREAD_MUTEX_INITIALIZER;
+
+    pthread_mutex_lock(&changing);
     pthread_mutex_lock(&s->lock);
     router_node *n = router_node_of(s, node_id);
-    if (n != NULL)
-        n->admin = admin;
+    meta_node_admin now = n ? n->admin : from;
     pthread_mutex_unlock(&s->lock);
-    return 0;
+    int rc = n == NULL     ? BS_ERR_NOT_FOUND
+             : now != from ? BS_ERR_FAILED_PRECONDITION
+                           : meta_put_node_admin(s->meta, node_id, to);
+    if (rc == 0) {
+        pthread_mutex_lock(&s->lock);
+        if ((n = router_node_of(s, node_id)) != NULL)
+            n->admin = to;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&changing);
+    return rc;
 }
 
 int router_set_schedule(router_state *s, bool enabled) {
@@ -648,7 +667,9 @@ int router_remove_node(router_state *s, uint64_t node_id, char *why, size_t why_
     bool drained = n != NULL && n->admin == META_NODE_DRAINED;
     pthread_mutex_unlock(&s->lock);
     if (n == NULL) {
-        snprintf(why, why_size, "no such node");
+        snprintf(why, why_size, "%s",
+                 meta_node_removed(s->meta, node_id) ? "no such node (it was removed already)"
+                                                     : "no such node");
         return BS_ERR_NOT_FOUND;
     }
     if (up && !drained) {

@@ -133,7 +133,7 @@ typedef struct {
     router_move_info recent[ROUTER_RECENT_MOVES]; /* a ring, newest at recent_next - 1 */
     int recent_next;
     int n_recent;
-    char schedule_note[256]; /* the scheduler's last word on placement */
+    char schedule_note[384]; /* the scheduler's last word on placement */
     router_garbage garbage[ROUTER_GARBAGE_MAX];
     int n_garbage;
     bool stopping; /* the router is shutting down: moves end early */
@@ -170,6 +170,10 @@ void router_set_leader(router_state *s, uint64_t shard_id, uint64_t node_id);
 rpc_channel *router_node_channel(router_state *s, uint64_t node_id);
 
 bool router_node_is_up(router_state *s, uint64_t node_id);
+
+/* Up, or not heard from yet by a router that started less than the
+ * down-after time ago (its heartbeat is on the way): worth a call. */
+bool router_node_may_be_up(router_state *s, uint64_t node_id);
 /* The same, lock held. */
 bool router_node_up_locked(const router_state *s, const router_node *n, uint64_t now);
 
@@ -193,8 +197,8 @@ Basalt__V1__ShardDescriptor *router_shard_copy(router_state *s, uint64_t shard_i
                                                uint64_t *leader_node);
 
 /* Marks a shard as being split: 0, BS_ERR_FAILED_PRECONDITION when it
- * already is, BS_ERR_RESOURCE_EXHAUSTED when `max` splits are in flight,
- * BS_ERR_NOT_FOUND for an unknown shard. */
+ * already is or a replica of it is being moved, BS_ERR_RESOURCE_EXHAUSTED when `max` splits are in
+ * flight, BS_ERR_NOT_FOUND for an unknown shard. */
 int router_split_begin(router_state *s, uint64_t shard_id, int max);
 void router_split_end(router_state *s, uint64_t shard_id, bool ok);
 
@@ -228,8 +232,11 @@ void router_balance_failed(router_state *s, uint64_t shard_id);
 void router_set_leader_term(router_state *s, uint64_t shard_id, uint64_t node_id, uint64_t term);
 
 /* Node drain states and the scheduler switch, durably (meta) and in memory.
- * Return 0, BS_ERR_NOT_FOUND for an unknown node, or a store error. */
-int router_set_node_admin(router_state *s, uint64_t node_id, meta_node_admin admin);
+ * A node's state changes only from `from`: BS_ERR_FAILED_PRECONDITION when
+ * it is in another. Return 0, BS_ERR_NOT_FOUND for an unknown node, or a
+ * store error. */
+int router_change_node_admin(router_state *s, uint64_t node_id, meta_node_admin from,
+                             meta_node_admin to);
 int router_set_schedule(router_state *s, bool enabled);
 bool router_schedule_enabled(router_state *s);
 

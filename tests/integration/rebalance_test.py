@@ -110,6 +110,8 @@ class DrainTest(RebalanceCase):
         self.add_node()
         drained = self.nodes[0]
         drained_id = self.node_id_of(drained)
+        # An operator's drain runs with the scheduler off.
+        self.assertEqual(self.kvctl_json("schedule", "off"), {"enabled": False})
         # Four nodes with three replicas a shard: one cannot drain two.
         with Load(self.router.endpoint) as load:
             self.make_shards(6)
@@ -124,20 +126,29 @@ class DrainTest(RebalanceCase):
         self.assertEqual((node.replicas, node.leaders, node.admin_state), (0, 0, 2))
         self.assertTrue(self.settled())
         wait_for(lambda: self.node_holds(drained) == set(), "the drained node to delete its data")
+        # A drain can be ended; the node is active again, and (the scheduler
+        # being off) stays empty until drained again, at once.
+        self.assertEqual(self.kvctl_json("node", "activate", str(drained_id))["admin_state"],
+                         "active")
+        self.assertEqual(self.kvctl_json("node", "drain", str(drained_id))["admin_state"],
+                         "drained")
+        self.kvctl_fails(("node", "activate", "99"), 3, b"no node 99")
         self.kvctl_fails(("node", "drain", str(self.node_id_of(self.nodes[1]))), 3,
                          b"only 2 other node(s)")
         self.kvctl_fails(("node", "remove", str(self.node_id_of(self.nodes[1]))), 3,
                          b"drain it first")
         self.kvctl_fails(("node", "drain", "99"), 3, b"no node 99")
         self.kvctl_fails(("node", "drain", "x"), 2, b"NODE_ID must be an id")
-        self.kvctl_fails(("node", "evict", "1"), 2, b"drain or remove")
+        self.kvctl_fails(("node", "evict", "1"), 2, b"drain, activate or remove")
         self.assertEqual(self.kvctl_json("node", "remove", str(drained_id))["removed"], True)
         self.assertNotIn(drained_id, [n.id for n in cluster_status(self.router.endpoint).nodes])
-        # A removed node may not come back under its old id.
+        # A removed node may not come back under its old id: refused, it
+        # stops rather than serve its stale data.
         drained.stop()
         drained.start()
-        wait_for(lambda: "was removed from the cluster" in drained.log(),
-                 "the removed node to be refused")
+        wait_for(lambda: drained.proc.poll() is not None, "the removed node to stop")
+        self.assertEqual(drained.proc.returncode, 3, drained.log())
+        self.assertIn("was removed from the cluster", drained.log())
         self.assertNotIn(drained_id, [n.id for n in cluster_status(self.router.endpoint).nodes])
 
 
@@ -193,10 +204,20 @@ class ZoneTest(RebalanceCase):
             return self.settled() and all(self.zones_of(s, zone_of) == {"a", "b", "c"}
                                           for s in shards)
         wait_for(spread, "every shard to span zones a, b and c", 120)
+
+        # The lone node of zone b must hold every shard, so the cluster can
+        # never be balanced within 1; nodes sharing a zone still even out.
+        def zone_mates_even():
+            counts = {}
+            for n in cluster_status(self.router.endpoint).nodes:
+                counts.setdefault(n.zone, []).append(n.replicas)
+            return all(max(c) - min(c) <= 1 for c in counts.values())
+        wait_for(zone_mates_even, "nodes sharing a zone to hold as many replicas", 120)
         # Balance never trades the spread away.
         wait_for(lambda: self.kvctl_json("schedule", "status")["running"] == [],
                  "the scheduler to settle", 60)
         self.assertTrue(spread())
+        self.assertTrue(zone_mates_even())
 
 
 class InterruptedMoveTest(RebalanceCase):

@@ -25,7 +25,7 @@ static const char *kvctl_state_name(Basalt__V1__NodeState s) {
     return s == BASALT__V1__NODE_STATE__NODE_STATE_UP ? "up" : "down";
 }
 
-static const char *kvctl_admin_name(Basalt__V1__NodeAdminState s) {
+const char *kvctl_admin_name(Basalt__V1__NodeAdminState s) {
     return s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINING  ? "draining"
            : s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINED ? "drained"
                                                                    : "active";

@@ -12,6 +12,9 @@ int kvctl_admin(basalt_client *client, const char *command, const char *method,
                 ProtobufCMessage **resp);
 
 /* Nodes (id, address, zone, up/down, replicas, leaders) and the shard count. */
+/* "active", "draining" or "drained". */
+const char *kvctl_admin_name(Basalt__V1__NodeAdminState s);
+
 int kvctl_status(basalt_client *client, const kvctl_args *args);
 
 /* One row per shard: id, range, epoch, leader node, replicas with roles. */

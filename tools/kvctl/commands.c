@@ -203,10 +203,12 @@ static const kvctl_command kvctl_commands[] = {
      "up by snapshot, is promoted, and the old replica leaves); shows the shard once done "
      "(--timeout defaults to 5m here)",
      3, 3, 0, kvctl_move},
-    {"node", "drain|remove NODE_ID",
+    {"node", "drain|activate|remove NODE_ID",
      "drain: move every replica and leadership off the node, waiting until it is drained (it "
-     "can then be stopped; --timeout bounds the whole wait, 30m unless given); remove: forget a drained or down node for good (a down node's "
-     "replicas are made again elsewhere)",
+     "can then be stopped; --timeout bounds the whole wait, 30m unless given; drains run even "
+     "with the scheduler off); activate: end a drain, running or finished, so the node takes "
+     "replicas again; remove: forget a drained or down node for good (a down node's replicas "
+     "are made again elsewhere)",
      2, 2, 0, kvctl_node},
     {"schedule", "on|off|status",
      "turn the scheduler's replica moves and leader hand-overs on or off, or show what it is "

@@ -1,4 +1,4 @@
-/* placement_commands: kvctl move, node drain|remove and schedule. */
+/* placement_commands: kvctl move, node drain|activate|remove and schedule. */
 #include "tools/kvctl/placement_commands.h"
 
 #include <stdio.h>
@@ -37,12 +37,6 @@ int kvctl_move(basalt_client *client, const kvctl_args *a) {
 
 /* ---- node ---- */
 
-static const char *kvctl_admin_state_name(Basalt__V1__NodeAdminState s) {
-    return s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINING  ? "draining"
-           : s == BASALT__V1__NODE_ADMIN_STATE__NODE_ADMIN_DRAINED ? "drained"
-                                                                   : "active";
-}
-
 /* The node as the router lists it; NULL when it is not listed (free the
  * response with protobuf_c_message_free_unpacked). */
 static const Basalt__V1__NodeInfo *kvctl_find_node(basalt_client *client, uint64_t id,
@@ -75,13 +69,13 @@ static void kvctl_sleep_ms(uint64_t ms) {
 static int kvctl_show_node(const Basalt__V1__NodeInfo *n, kvctl_output output) {
     if (output == KVCTL_OUTPUT_JSON)
         return output_json(json_pack("{s:I,s:s,s:s,s:I,s:I}", "id", (json_int_t)n->id, "address",
-                                     n->address, "admin_state",
-                                     kvctl_admin_state_name(n->admin_state), "replicas",
-                                     (json_int_t)n->replicas, "leaders", (json_int_t)n->leaders))
+                                     n->address, "admin_state", kvctl_admin_name(n->admin_state),
+                                     "replicas", (json_int_t)n->replicas, "leaders",
+                                     (json_int_t)n->leaders))
                    ? KVCTL_EXIT_FAILED
                    : KVCTL_EXIT_OK;
     printf("node %llu is %s: %u replicas, %u leaders\n", (unsigned long long)n->id,
-           kvctl_admin_state_name(n->admin_state), n->replicas, n->leaders);
+           kvctl_admin_name(n->admin_state), n->replicas, n->leaders);
     return KVCTL_EXIT_OK;
 }
 
@@ -108,8 +102,8 @@ static int kvctl_wait_drained(basalt_client *client, const kvctl_args *a, uint64
             return rc;
         }
         if (n->replicas != last_left && a->output == KVCTL_OUTPUT_TABLE)
-            fprintf(stderr, "node %llu: draining, %u replicas left\n", (unsigned long long)id,
-                    n->replicas);
+            fprintf(stderr, "node %llu: draining, %u replica%s left\n", (unsigned long long)id,
+                    n->replicas, n->replicas == 1 ? "" : "s");
         last_left = n->replicas;
         protobuf_c_message_free_unpacked(&resp->base, NULL);
         if (kvctl_now_ms() >= deadline) {
@@ -136,6 +130,23 @@ static int kvctl_node_drain(basalt_client *client, const kvctl_args *a, uint64_t
     return kvctl_wait_drained(client, a, id);
 }
 
+/* Ends a drain, running or finished: the node takes replicas again. */
+static int kvctl_node_activate(basalt_client *client, const kvctl_args *a, uint64_t id) {
+    Basalt__V1__DrainNodeRequest req = BASALT__V1__DRAIN_NODE_REQUEST__INIT;
+    Basalt__V1__DrainNodeResponse *resp;
+
+    req.node_id = id;
+    req.cancel = true;
+    int rc = kvctl_admin(client, "node activate", "/basalt.v1.Admin/DrainNode", &req.base,
+                         &basalt__v1__drain_node_response__descriptor, (ProtobufCMessage **)&resp);
+    if (rc != KVCTL_EXIT_OK)
+        return rc;
+    if (resp->node != NULL)
+        rc = kvctl_show_node(resp->node, a->output);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}
+
 static int kvctl_node_remove(basalt_client *client, const kvctl_args *a, uint64_t id) {
     Basalt__V1__RemoveNodeRequest req = BASALT__V1__REMOVE_NODE_REQUEST__INIT;
     Basalt__V1__RemoveNodeResponse *resp;
@@ -154,19 +165,29 @@ static int kvctl_node_remove(basalt_client *client, const kvctl_args *a, uint64_
     return KVCTL_EXIT_OK;
 }
 
-int kvctl_node(basalt_client *client, const kvctl_args *a) {
-    uint64_t id;
-    int rc;
-    bool drain = strcmp(a->positionals[0], "drain") == 0;
+static const struct {
+    const char *name;
+    const char *command;
+    int (*run)(basalt_client *client, const kvctl_args *a, uint64_t id);
+} kvctl_node_actions[] = {
+    {"drain", "node drain", kvctl_node_drain},
+    {"activate", "node activate", kvctl_node_activate},
+    {"remove", "node remove", kvctl_node_remove},
+};
 
-    if (!drain && strcmp(a->positionals[0], "remove") != 0) {
-        fprintf(stderr, "kvctl node: the action is drain or remove, not '%s'\n", a->positionals[0]);
-        return KVCTL_EXIT_USAGE;
+int kvctl_node(basalt_client *client, const kvctl_args *a) {
+    for (size_t i = 0; i < sizeof(kvctl_node_actions) / sizeof(kvctl_node_actions[0]); i++) {
+        uint64_t id;
+        int rc;
+        if (strcmp(a->positionals[0], kvctl_node_actions[i].name) != 0)
+            continue;
+        if ((rc = kvctl_id(kvctl_node_actions[i].command, "NODE_ID", a->positionals[1], &id)) != 0)
+            return rc;
+        return kvctl_node_actions[i].run(client, a, id);
     }
-    if ((rc = kvctl_id(drain ? "node drain" : "node remove", "NODE_ID", a->positionals[1], &id)) !=
-        0)
-        return rc;
-    return drain ? kvctl_node_drain(client, a, id) : kvctl_node_remove(client, a, id);
+    fprintf(stderr, "kvctl node: the action is drain, activate or remove, not '%s'\n",
+            a->positionals[0]);
+    return KVCTL_EXIT_USAGE;
 }
 
 /* ---- schedule ---- */
