@@ -65,11 +65,15 @@ uint64_t histogram_percentile(const histogram *h, double percent) {
     uint64_t rank = (uint64_t)ceil((double)h->count * (percent >= 100 ? 100 : percent) / 100.0);
     if (rank < 1)
         rank = 1;
+    if (rank >= h->count)
+        return h->max;
     uint64_t seen = 0;
     for (unsigned i = 0; i < HISTOGRAM_BUCKETS; i++) {
         seen += h->buckets[i];
         if (seen >= rank) {
             uint64_t top = histogram_bucket_top(i);
+            if (top >= HISTOGRAM_VALUE_MAX)
+                return h->max; /* the bucket of clamped values */
             return top > h->max ? h->max : top < h->min ? h->min : top;
         }
     }

@@ -65,6 +65,7 @@ struct runner {
     uint64_t start_ns, end_ns;
     atomic_uint_fast64_t claimed;     /* operations taken by clients */
     atomic_uint_fast64_t insert_next; /* the next new record number */
+    atomic_uint_fast64_t put_next;    /* sequential puts: the next, modulo records */
     atomic_uint_fast64_t acked;       /* records [0, acked) have been inserted */
 
     pthread_mutex_t lock; /* over what follows */
@@ -128,8 +129,10 @@ static void client_choose(bench_client *cl) {
         return;
     }
     cl->op = workload_next_op(c->workload, &cl->rng);
-    if (cl->op == OP_INSERT || (cl->op == OP_UPDATE && c->sequential_keys))
+    if (cl->op == OP_INSERT)
         cl->record = atomic_fetch_add(&r->insert_next, 1);
+    else if (cl->op == OP_UPDATE && c->sequential_keys)
+        cl->record = atomic_fetch_add(&r->put_next, 1) % c->records;
     else
         cl->record = dist_next(c->distribution, &cl->zipf, &cl->rng, runner_readable(r));
 }
@@ -308,8 +311,9 @@ static runner *runner_new(const run_config *c, run_phase phase) {
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->stopped, NULL);
     atomic_init(&r->claimed, 0);
-    /* Run-phase inserts (and sequential puts) take records past the loaded ones. */
+    /* Run-phase inserts take records past the loaded ones. */
     atomic_init(&r->insert_next, phase == PHASE_RUN ? c->records : 0);
+    atomic_init(&r->put_next, 0);
     atomic_init(&r->acked, c->records);
     /* The sum behind zipfian draws is computed once, here, and copied. */
     zipfian_init(&zipf, c->records > 0 ? c->records : 1, ZIPFIAN_THETA);

@@ -54,7 +54,7 @@ typedef struct {
     int clients, conns, threads;
     uint32_t key_bytes, value_bytes;
     bool eventual;        /* reads and scans at eventual consistency */
-    bool sequential_keys; /* record n's key sorts as n does (put) */
+    bool sequential_keys; /* keys sort as records do; puts go 0, 1, 2... */
     int64_t timeout_ms;   /* per request */
     uint64_t seed;
 } run_config;
