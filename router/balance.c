@@ -78,11 +78,14 @@ void router_transfer_leader(router_state *s, uint64_t shard_id, uint64_t node_id
 
     memset(out, 0, sizeof(*out));
     if (d == NULL) {
-        router_transfer_fail(out, GRPC_STATUS_NOT_FOUND, "no such shard in the cluster");
+        router_transfer_fail(out, GRPC_STATUS_NOT_FOUND, "no such shard");
         return;
     }
-    if (!router_has_voter_on(d, node_id)) {
-        router_transfer_fail(out, GRPC_STATUS_INVALID_ARGUMENT,
+    /* The codes kvctl move gives for the same cases. */
+    if (!router_node_known(s, node_id)) {
+        router_transfer_fail(out, GRPC_STATUS_NOT_FOUND, "no such node");
+    } else if (!router_has_voter_on(d, node_id)) {
+        router_transfer_fail(out, GRPC_STATUS_FAILED_PRECONDITION,
                              "the node holds no voting replica of the shard");
     } else if (!router_node_is_up(s, node_id)) {
         router_transfer_fail(out, GRPC_STATUS_UNAVAILABLE, "the node is down");

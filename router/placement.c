@@ -38,7 +38,8 @@ static bool router_node_gone(const router_plan_view *v, uint64_t node_id) {
 
 static bool router_node_takes_replicas(const router_plan_view *v, int at) {
     const router_node *n = &v->s->nodes[at];
-    return n->admin == META_NODE_ACTIVE && n->address[0] && router_node_up_locked(v->s, n, v->now);
+    return n->admin == META_NODE_ACTIVE && n->address[0] &&
+           router_node_fresh_locked(v->s, n, v->now);
 }
 
 static const char *router_zone_of(const router_plan_view *v, uint64_t node_id) {
@@ -131,6 +132,17 @@ static void router_count_plan(router_plan_view *v, const router_move_plan *p) {
 
 /* ---- targets ---- */
 
+/* Node index i may take a new replica of d: it takes replicas, is not one
+ * of d's, and holds no stale replica of d from before (a node back after a
+ * repair reports it until it has deleted it; a new replica would be
+ * refused there). */
+static bool router_node_can_take(const router_plan_view *v, const Basalt__V1__ShardDescriptor *d,
+                                 int i) {
+    const router_node *n = &v->s->nodes[i];
+    return router_node_takes_replicas(v, i) && !router_holds(d, n->id) &&
+           !router_node_reports(n, d->id);
+}
+
 /* The best node to take d's replica from node `from`; 0 when none. With
  * keep_spread, never one that lowers d's zone spread. */
 static uint64_t router_best_target(const router_plan_view *v, const Basalt__V1__ShardDescriptor *d,
@@ -140,7 +152,7 @@ static uint64_t router_best_target(const router_plan_view *v, const Basalt__V1__
     int best = -1, best_spread = -1;
 
     for (int i = 0; i < s->n_nodes; i++) {
-        if (!router_node_takes_replicas(v, i) || router_holds(d, s->nodes[i].id))
+        if (!router_node_can_take(v, d, i))
             continue;
         int spread = router_zone_spread(v, d, from, s->nodes[i].id);
         if (keep_spread && spread < spread_now)
@@ -238,7 +250,7 @@ static int router_balance_target(const router_plan_view *v, const Basalt__V1__Sh
     int best = -1;
 
     for (int i = 0; i < s->n_nodes; i++) {
-        if (!router_node_takes_replicas(v, i) || router_holds(d, s->nodes[i].id) ||
+        if (!router_node_can_take(v, d, i) ||
             router_zone_spread(v, d, s->nodes[from].id, s->nodes[i].id) < spread_now)
             continue;
         if (best < 0 || v->count[i] < v->count[best])
@@ -289,12 +301,30 @@ static bool router_plan_balance(router_plan_view *v, const bool *planned, router
     return true;
 }
 
+/* A node that is down, holds replicas, and is not yet gone: its replicas
+ * are repaired in *left_ms unless it returns. */
+static bool router_repair_pending(const router_plan_view *v, uint64_t *node, uint64_t *left_ms) {
+    const router_state *s = v->s;
+
+    for (int i = 0; i < s->n_nodes; i++) {
+        const router_node *n = &s->nodes[i];
+        if (v->count[i] == 0 || router_node_up_locked(s, n, v->now) || router_node_gone(v, n->id))
+            continue;
+        uint64_t since = n->last_seen_ms > s->started_ms ? n->last_seen_ms : s->started_ms;
+        *node = n->id;
+        *left_ms = since + s->dead_after_ms - v->now;
+        return true;
+    }
+    return false;
+}
+
 /* What the round found, for kvctl schedule status. */
 static void router_note_plan(const router_plan_view *v, const router_move_plan *out, int n) {
     router_state *s = v->s;
     char *note = s->schedule_note;
     size_t size = sizeof(s->schedule_note);
     const char *off = v->drains_only ? "scheduling is off (drains still run); " : "";
+    uint64_t down, left_ms;
     int full, empty;
 
     if (n > 0)
@@ -307,6 +337,11 @@ static void router_note_plan(const router_plan_view *v, const router_move_plan *
                  "of the shard can take them (shard %llu on node %llu, for one): add a node",
                  off, v->stuck, (unsigned long long)v->stuck_shard,
                  (unsigned long long)v->stuck_node);
+    else if (!v->drains_only && router_repair_pending(v, &down, &left_ms))
+        snprintf(note, size,
+                 "%snode %llu is down; unless it comes back, its replicas are made again "
+                 "elsewhere in %llu s (--down-after)",
+                 off, (unsigned long long)down, (unsigned long long)(left_ms + 999) / 1000);
     else if (v->drains_only)
         snprintf(note, size, "%snothing to drain", off);
     else if (router_balance_pair(v, &full, &empty))

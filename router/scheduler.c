@@ -171,6 +171,7 @@ static void *router_scheduler_main(void *arg) {
     uint64_t next_balance_ms = router_now_ms() + ROUTER_BALANCE_CHECK_MS;
 
     while (router_scheduler_wait(sc)) {
+        router_log_liveness(sc->state);
         router_split_one(sc);
         router_repair_missing(sc->state);
         router_collect_garbage(sc->state);

@@ -452,6 +452,13 @@ rpc_channel *router_node_channel(router_state *s, uint64_t node_id) {
     return ch;
 }
 
+bool router_node_known(router_state *s, uint64_t node_id) {
+    pthread_mutex_lock(&s->lock);
+    bool known = router_node_of(s, node_id) != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return known;
+}
+
 bool router_node_is_up(router_state *s, uint64_t node_id) {
     pthread_mutex_lock(&s->lock);
     router_node *n = router_node_of(s, node_id);
@@ -480,7 +487,32 @@ bool router_node_in_zone(router_state *s, uint64_t node_id, const char *zone) {
     return same;
 }
 
-static bool router_node_reports(const router_node *n, uint64_t shard_id) {
+bool router_node_fresh_locked(const router_state *s, const router_node *n, uint64_t now) {
+    uint64_t fresh_ms = s->down_after_ms < ROUTER_FRESH_MS ? s->down_after_ms : ROUTER_FRESH_MS;
+    return n->last_seen_ms && now - n->last_seen_ms < fresh_ms;
+}
+
+void router_log_liveness(router_state *s) {
+    uint64_t now = router_now_ms();
+
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_nodes; i++) {
+        router_node *n = &s->nodes[i];
+        bool up = router_node_up_locked(s, n, now);
+        if (up && n->logged_down)
+            log_info("node %llu is up again", (unsigned long long)n->id);
+        else if (!up && !n->logged_down && n->last_seen_ms != 0)
+            log_warn("node %llu is down: no heartbeat for %llu ms; unless it comes back, its "
+                     "replicas are made again elsewhere once it has been down %llu s "
+                     "(--down-after)",
+                     (unsigned long long)n->id, (unsigned long long)(now - n->last_seen_ms),
+                     (unsigned long long)(s->dead_after_ms / 1000));
+        n->logged_down = !up && (n->logged_down || n->last_seen_ms != 0);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool router_node_reports(const router_node *n, uint64_t shard_id) {
     for (size_t i = 0; i < n->n_reported; i++) {
         if (n->reported[i] == shard_id)
             return true;
@@ -527,8 +559,10 @@ void router_count_load(const router_state *s, uint32_t *replicas, uint32_t *lead
     }
 }
 
-/* The up node with a voting replica of d that it reports (so it has caught
- * up with the split that made d), leading the fewest shards; -1 when none. */
+/* The freshly heard-from node with a voting replica of d that it reports
+ * (so it has caught up with the split that made d), leading the fewest
+ * shards; -1 when none. Fresh, not merely up: a node killed a moment ago
+ * leads nothing and would otherwise look like the best target. */
 static int router_least_leading_voter(const router_state *s, const Basalt__V1__ShardDescriptor *d,
                                       const uint32_t *counts, uint64_t now) {
     int best = -1;
@@ -538,7 +572,7 @@ static int router_least_leading_voter(const router_state *s, const Basalt__V1__S
         int at = router_node_index(s, rd->node_id);
         if (at < 0 || rd->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER ||
             s->nodes[at].admin != META_NODE_ACTIVE ||
-            !router_node_up_locked(s, &s->nodes[at], now) ||
+            !router_node_fresh_locked(s, &s->nodes[at], now) ||
             !router_node_reports(&s->nodes[at], d->id))
             continue;
         if (best < 0 || counts[at] < counts[best])
@@ -663,8 +697,10 @@ bool router_schedule_enabled(router_state *s) {
 int router_remove_node(router_state *s, uint64_t node_id, char *why, size_t why_size) {
     pthread_mutex_lock(&s->lock);
     router_node *n = router_node_of(s, node_id);
-    bool up = n != NULL && router_node_up_locked(s, n, router_now_ms());
+    uint64_t now = router_now_ms();
+    bool up = n != NULL && router_node_up_locked(s, n, now);
     bool drained = n != NULL && n->admin == META_NODE_DRAINED;
+    uint64_t silent_ms = n != NULL && n->last_seen_ms ? now - n->last_seen_ms : 0;
     pthread_mutex_unlock(&s->lock);
     if (n == NULL) {
         snprintf(why, why_size, "%s",
@@ -674,7 +710,10 @@ int router_remove_node(router_state *s, uint64_t node_id, char *why, size_t why_
     }
     if (up && !drained) {
         snprintf(why, why_size,
-                 "the node is up and not drained: drain it first (kvctl node drain)");
+                 "the node is up (last heard from %llu ms ago) and not drained: drain it first "
+                 "(kvctl node drain), or, if it has died, wait until it is seen down (%llu ms "
+                 "without a heartbeat)",
+                 (unsigned long long)silent_ms, (unsigned long long)s->down_after_ms);
         return BS_ERR_FAILED_PRECONDITION;
     }
     int rc = meta_remove_node(s->meta, node_id);
@@ -691,7 +730,10 @@ int router_remove_node(router_state *s, uint64_t node_id, char *why, size_t why_
         else
             rpc_channel_close(s->nodes[at].channel);
         free(s->nodes[at].reported);
-        s->nodes[at] = s->nodes[--s->n_nodes];
+        /* Closing the gap keeps the nodes in the order they joined (by id). */
+        memmove(&s->nodes[at], &s->nodes[at + 1],
+                (size_t)(s->n_nodes - at - 1) * sizeof(s->nodes[0]));
+        s->n_nodes--;
     }
     pthread_mutex_unlock(&s->lock);
     log_info("node %llu removed from the cluster; its replicas, if any, are made again elsewhere",

@@ -18,6 +18,8 @@
 #define ROUTER_SHARDS_MAX    65536
 #define ROUTER_ADDRESS_BYTES 256
 #define ROUTER_ZONE_BYTES    64
+/* Two and a half heartbeats: a node heard from within this is alive. */
+#define ROUTER_FRESH_MS 2500
 /* Replicas a shard may have, at most (as in Raft's member bound). */
 #define ROUTER_REPLICAS_MAX 16
 
@@ -30,6 +32,7 @@ typedef struct {
     size_t n_reported;
     rpc_channel *channel;
     meta_node_admin admin; /* active, draining or drained (durable) */
+    bool logged_down;      /* its going down was logged (and not its return yet) */
 } router_node;
 
 /* One replica's request count as last reported, and its rate since the
@@ -169,6 +172,8 @@ void router_set_leader(router_state *s, uint64_t shard_id, uint64_t node_id);
 /* The channel to a node, or NULL when unknown. */
 rpc_channel *router_node_channel(router_state *s, uint64_t node_id);
 
+/* Whether the node is registered (and not removed). */
+bool router_node_known(router_state *s, uint64_t node_id);
 bool router_node_is_up(router_state *s, uint64_t node_id);
 
 /* Up, or not heard from yet by a router that started less than the
@@ -176,6 +181,18 @@ bool router_node_is_up(router_state *s, uint64_t node_id);
 bool router_node_may_be_up(router_state *s, uint64_t node_id);
 /* The same, lock held. */
 bool router_node_up_locked(const router_state *s, const router_node *n, uint64_t now);
+
+/* Heard from within ROUTER_FRESH_MS (or the down-after time, when shorter),
+ * lock held: what a node must be to be given a replica or a leadership, so
+ * one that died a moment ago, and is not yet seen down, is not chosen. */
+bool router_node_fresh_locked(const router_state *s, const router_node *n, uint64_t now);
+
+/* Logs each node that went down or came back since the last call, so an
+ * operator sees when a repair's clock starts. */
+void router_log_liveness(router_state *s);
+
+/* Whether n's last heartbeat reported a replica of the shard, lock held. */
+bool router_node_reports(const router_node *n, uint64_t shard_id);
 
 /* Lock held: per node (by its place in s->nodes), the replicas the shard map
  * places on it and the shards it leads. The map, not the nodes' own reports:

@@ -268,7 +268,7 @@ class LeaderBalanceTest(SplitCase):
         # The hand-overs cost the clients nothing.
         self.check_everything_there(load)
         for args, code, why in [(("99", "1"), 3, b"no such shard"),
-                                (("1", "99"), 3, b"no voting replica"),
+                                (("1", "99"), 3, b"no such node"),
                                 (("1", "x"), 2, b"ids"),
                                 (("1",), 2, b"takes SHARD_ID NODE_ID")]:
             out = kvctl(self.router.endpoint, "transfer-leader", *args)

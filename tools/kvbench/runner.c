@@ -215,6 +215,10 @@ static void client_next(bench_client *cl) {
         cl->due_ns = now;
     } else {
         cl->due_ns += r->interval_ns;
+        if (r->c->duration_ms > 0 && cl->due_ns >= r->end_ns) {
+            client_stop(cl); /* due after the end: the run is over for it */
+            return;
+        }
         if (cl->due_ns > now) {
             uint64_t wait_ms = (cl->due_ns - now + 999999) / 1000000;
             if (async_timer_after(r->timer, wait_ms, client_start_cb, cl) == 0)
