@@ -80,14 +80,17 @@ class Node:
     def _wait_for_port(self, offset):
         deadline = time.monotonic() + STARTUP_DEADLINE_S
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    "kvnode exited with %d:\n%s" % (self.proc.returncode, self.log()))
+            # The log first: a node may serve and then stop at once (one the
+            # router removed does), and its port is still what start() owes.
+            exited = self.proc.poll() is not None
             with open(self.log_path) as f:
                 f.seek(offset)
                 for line in f:
                     if "(port " in line:
                         return int(line.split("(port ")[1].split(")")[0])
+            if exited:
+                raise AssertionError(
+                    "kvnode exited with %d:\n%s" % (self.proc.returncode, self.log()))
             time.sleep(0.02)
         raise AssertionError(
             "kvnode did not start within %ds:\n%s" % (STARTUP_DEADLINE_S, self.log()))
