@@ -4,6 +4,11 @@
  *   truncated_index <= applied <= hs.commit <= last_index
  *   log keys exist exactly for (truncated_index, last_index]
  *   the entry at truncated_index is known only by its term (truncated_term)
+ *   runs hold the term of every entry in (truncated_index, last_index]
+ *
+ * Raft asks for an entry's term on every append, response and ReadIndex.
+ * Terms change only at elections, so the whole log's terms fit in a few
+ * runs kept in memory, and no such question reads RocksDB.
  */
 #include "kvnode/replica_log.h"
 
@@ -18,6 +23,12 @@
 #define RLOG_HARD_STATE_BYTES   24 /* term, vote, commit */
 #define RLOG_APPLY_STATE_BYTES  24 /* applied, truncated index, truncated term */
 
+/* Entries from `first` on have `term`, up to the next run's first. */
+typedef struct {
+    raft_index_t first;
+    raft_term_t term;
+} rlog_term_run;
+
 struct rlog {
     kvs *store;
     uint64_t shard_id;
@@ -27,7 +38,55 @@ struct rlog {
     raft_index_t truncated_index;
     raft_term_t truncated_term;
     raft_index_t last_index;
+    rlog_term_run *runs; /* by first, ascending; terms strictly increase */
+    size_t n_runs;
+    size_t cap_runs;
 };
+
+/* ---- terms in memory ---- */
+
+/* Records that the entry at `index`, the log's new last, has `term`.
+ * Returns false when out of memory. */
+static bool rlog_runs_push(rlog *log, raft_index_t index, raft_term_t term) {
+    if (log->n_runs > 0 && log->runs[log->n_runs - 1].term == term)
+        return true;
+    if (log->n_runs == log->cap_runs) {
+        size_t cap = log->cap_runs ? 2 * log->cap_runs : 8;
+        rlog_term_run *runs = realloc(log->runs, cap * sizeof(*runs));
+        if (runs == NULL)
+            return false;
+        log->runs = runs;
+        log->cap_runs = cap;
+    }
+    log->runs[log->n_runs++] = (rlog_term_run){index, term};
+    return true;
+}
+
+/* Forgets the terms of entries from `index` on (they are being replaced). */
+static void rlog_runs_cut_from(rlog *log, raft_index_t index) {
+    while (log->n_runs > 0 && log->runs[log->n_runs - 1].first >= index)
+        log->n_runs--;
+}
+
+/* Forgets the runs that end at or before `index` (compacted away). */
+static void rlog_runs_drop_through(rlog *log, raft_index_t index) {
+    size_t drop = 0;
+    while (drop + 1 < log->n_runs && log->runs[drop + 1].first <= index + 1)
+        drop++;
+    if (drop > 0) {
+        memmove(log->runs, log->runs + drop, (log->n_runs - drop) * sizeof(*log->runs));
+        log->n_runs -= drop;
+    }
+}
+
+/* The term of a stored entry, truncated_index < index <= last_index. The
+ * newest entries are the ones asked about: search from the end. */
+static raft_term_t rlog_runs_term(const rlog *log, raft_index_t index) {
+    size_t i = log->n_runs;
+    while (i > 0 && log->runs[i - 1].first > index)
+        i--;
+    return i > 0 ? log->runs[i - 1].term : 0;
+}
 
 /* ---- loading ---- */
 
@@ -57,27 +116,57 @@ static int rlog_load_fixed(rlog *log, keys_kind kind, uint64_t out[3]) {
     return 0;
 }
 
-static int rlog_find_last(const char *key, size_t key_len, const char *value, size_t value_len,
-                          void *ctx) {
-    (void)value;
-    (void)value_len;
-    if (key_len == KEYS_LOG_BYTES)
-        *(raft_index_t *)ctx = keys_get_u64_be((const uint8_t *)key + KEYS_SHARD_BYTES);
+typedef struct {
+    rlog *log;
+    raft_index_t last;
+    int err;
+} rlog_loading;
+
+static int rlog_load_entry(const char *key, size_t key_len, const char *value, size_t value_len,
+                           void *ctx) {
+    rlog_loading *l = ctx;
+    raft_index_t index;
+
+    if (key_len != KEYS_LOG_BYTES)
+        return 0;
+    index = keys_get_u64_be((const uint8_t *)key + KEYS_SHARD_BYTES);
+    if (value_len < RLOG_ENTRY_HEADER_BYTES || (l->last != 0 && index != l->last + 1)) {
+        log_error("shard %llu: log entry %llu is malformed or follows a hole",
+                  (unsigned long long)l->log->shard_id, (unsigned long long)index);
+        l->err = BS_ERR_CORRUPTION;
+        return 1;
+    }
+    if (!rlog_runs_push(l->log, index, keys_get_u64_le((const uint8_t *)value))) {
+        l->err = BS_ERR_NOMEM;
+        return 1;
+    }
+    l->last = index;
     return 0;
 }
 
-/* The last log index: scans the shard's log keys (once, at start). */
-static int rlog_load_last_index(rlog *log) {
+/* The last log index and every entry's term: scans the shard's log (once,
+ * at start). */
+static int rlog_load_entries(rlog *log) {
     uint8_t lo[KEYS_LOG_BYTES], hi[KEYS_SHARD_BYTES];
-    raft_index_t last = 0;
+    rlog_loading l = {.log = log};
+    raft_index_t last;
     bool more;
 
     keys_log(lo, log->shard_id, log->truncated_index + 1);
     keys_shard(hi, log->shard_id, KEYS_LOG + 1);
     int rc = kvs_scan(log->store, KVS_CF_RAFT, lo, sizeof(lo), hi, sizeof(hi), UINT32_MAX,
-                      rlog_find_last, &last, &more);
+                      rlog_load_entry, &l, &more);
+    if (l.err != 0)
+        return l.err;
     if (rc != 0)
         return rc;
+    last = l.last;
+    if (last != 0 && log->runs[0].first != log->truncated_index + 1) {
+        log_error("shard %llu: log starts at %llu, not after its truncation point %llu",
+                  (unsigned long long)log->shard_id, (unsigned long long)log->runs[0].first,
+                  (unsigned long long)log->truncated_index);
+        return BS_ERR_CORRUPTION;
+    }
     /* A crash between installing a snapshot and writing past it leaves no
      * entries after the truncation point: the log ends there. */
     log->last_index = last > log->truncated_index ? last : log->truncated_index;
@@ -103,8 +192,8 @@ int rlog_open(kvs *store, uint64_t shard_id, rlog **out) {
     log->applied = as[0];
     log->truncated_index = as[1];
     log->truncated_term = as[2];
-    if ((rc = rlog_load_last_index(log)) != 0) {
-        free(log);
+    if ((rc = rlog_load_entries(log)) != 0) {
+        rlog_free(log);
         return rc;
     }
     if (log->applied < log->truncated_index || log->hs.commit > log->last_index) {
@@ -113,7 +202,7 @@ int rlog_open(kvs *store, uint64_t shard_id, rlog **out) {
                   (unsigned long long)shard_id, (unsigned long long)log->applied,
                   (unsigned long long)log->truncated_index, (unsigned long long)log->hs.commit,
                   (unsigned long long)log->last_index);
-        free(log);
+        rlog_free(log);
         return BS_ERR_CORRUPTION;
     }
     *out = log;
@@ -121,6 +210,9 @@ int rlog_open(kvs *store, uint64_t shard_id, rlog **out) {
 }
 
 void rlog_free(rlog *log) {
+    if (log == NULL)
+        return;
+    free(log->runs);
     free(log);
 }
 
@@ -232,10 +324,6 @@ static int rlog_entries(void *ctx, raft_index_t lo, raft_index_t hi, uint64_t ma
 
 static int rlog_term(void *ctx, raft_index_t i, raft_term_t *term) {
     rlog *log = ctx;
-    uint8_t key[KEYS_LOG_BYTES];
-    bool found;
-    char *v;
-    size_t len;
 
     *term = 0;
     if (i == log->truncated_index) {
@@ -246,17 +334,7 @@ static int rlog_term(void *ctx, raft_index_t i, raft_term_t *term) {
         return RAFT_ERR_COMPACTED;
     if (i > log->last_index)
         return RAFT_ERR_UNAVAILABLE;
-    keys_log(key, log->shard_id, i);
-    if (kvs_get(log->store, KVS_CF_RAFT, key, sizeof(key), &found, &v, &len) != 0 || !found ||
-        len < RLOG_ENTRY_HEADER_BYTES) {
-        if (found)
-            free(v);
-        log_error("shard %llu: log entry %llu is missing or malformed",
-                  (unsigned long long)log->shard_id, (unsigned long long)i);
-        return RAFT_ERR_CORRUPT;
-    }
-    *term = keys_get_u64_le((const uint8_t *)v);
-    free(v);
+    *term = rlog_runs_term(log, i);
     return RAFT_OK;
 }
 
@@ -330,6 +408,7 @@ void rlog_stage_initial(kvs_batch *batch, uint64_t shard_id, raft_index_t index,
 void rlog_stage_snapshot(rlog *log, kvs_batch *batch, const raft_snapshot *snap) {
     /* The snapshot replaces the whole log. */
     rlog_stage_delete_entries(log, batch, log->truncated_index + 1, log->last_index);
+    log->n_runs = 0;
     log->truncated_index = snap->index;
     log->truncated_term = snap->term;
     log->last_index = snap->index;
@@ -350,6 +429,7 @@ int rlog_stage_compact(rlog *log, kvs_batch *batch, raft_index_t index) {
     rlog_stage_delete_entries(log, batch, log->truncated_index + 1, index);
     log->truncated_index = index;
     log->truncated_term = term;
+    rlog_runs_drop_through(log, index);
     rlog_stage_apply_state(log, batch);
     return 0;
 }
@@ -362,9 +442,10 @@ static void rlog_stage_entries(rlog *log, kvs_batch *batch, const raft_entry *en
     /* Entries from ents[0] on replace whatever the log held there. */
     if (ents[0].index <= log->last_index)
         rlog_stage_delete_entries(log, batch, ents[0].index, log->last_index);
+    rlog_runs_cut_from(log, ents[0].index);
     for (size_t i = 0; i < n; i++) {
         uint8_t *value = malloc(RLOG_ENTRY_HEADER_BYTES + ents[i].len);
-        if (value == NULL) {
+        if (value == NULL || !rlog_runs_push(log, ents[i].index, ents[i].term)) {
             log_error("out of memory staging log entries: stopping");
             abort(); /* a half-persisted log must never be acknowledged */
         }
