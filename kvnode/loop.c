@@ -131,10 +131,23 @@ void node_submit_raft(node *n, const Basalt__V1__RaftBatch *batch) {
 
 /* ---- handling inbox items (loop thread) ---- */
 
+/* A replica created empty (a move's new replica, or one the router made
+ * again) holds nothing until its leader's snapshot. Were it a voter that lost
+ * its state, its vote could elect a leader missing entries it had helped
+ * commit, or be given twice in one term: it votes only once it holds data. */
+static bool node_may_vote(const node_replica *r, const raft_msg *m) {
+    return (m->type != RAFT_MSG_VOTE && m->type != RAFT_MSG_PRE_VOTE) || rlog_applied(r->log) > 0;
+}
+
 static void node_handle_raft(node *n, node_in *in) {
     node_replica *r = node_replica_by_shard(n, in->shard_id);
 
-    if (r != NULL && !r->has_rd && !n->isolated) {
+    if (r != NULL && !node_may_vote(r, &in->msg)) {
+        /* At most once an election timeout, and only while the shard has no
+         * leader: what an operator wants to see then. */
+        log_info("shard %llu: replica %llu holds no data yet, so it does not vote",
+                 (unsigned long long)r->shard_id, (unsigned long long)r->replica_id);
+    } else if (r != NULL && !r->has_rd && !n->isolated) {
         int rc = raft_step(r->raft, &in->msg);
         if (rc != RAFT_OK && rc != RAFT_ERR_INVALID)
             log_warn("shard %llu: raft step failed: %s", (unsigned long long)r->shard_id,
@@ -205,7 +218,8 @@ static void node_handle_admin(node *n, node_in *in) {
     }
     case NODE_IN_REMOVE_REPLICA: {
         const Basalt__V1__RemoveReplicaRequest *req = (const void *)in->request;
-        rc = node_remove_replica(n, req->shard_id, req->replica_id, why, sizeof(why));
+        rc =
+            node_remove_replica(n, req->shard_id, req->replica_id, req->conf_ver, why, sizeof(why));
         ok = &removed.base;
         break;
     }

@@ -311,9 +311,11 @@ int node_load_replicas(node *n);
 int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, bool bootstrap, char *why,
                         size_t why_size);
 /* Removes the shard's replica here, data and Raft state; replica_id, when not
- * 0, must be its id. */
-int node_remove_replica(node *n, uint64_t shard_id, uint64_t replica_id, char *why,
-                        size_t why_size);
+ * 0, must be its id. With gone_at_conf_ver not 0, refuses
+ * (BS_ERR_FAILED_PRECONDITION) while the replica's descriptor is at least
+ * that new and still lists it. */
+int node_remove_replica(node *n, uint64_t shard_id, uint64_t replica_id, uint64_t gone_at_conf_ver,
+                        char *why, size_t why_size);
 void node_free_replica(node_replica *r);
 node_replica *node_replica_by_shard(node *n, uint64_t shard_id);
 node_replica *node_replica_by_key(node *n, const uint8_t *key, size_t key_len);

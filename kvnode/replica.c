@@ -305,8 +305,8 @@ int node_create_replica(node *n, const Basalt__V1__ShardDescriptor *desc, bool b
     return 0;
 }
 
-int node_remove_replica(node *n, uint64_t shard_id, uint64_t replica_id, char *why,
-                        size_t why_size) {
+int node_remove_replica(node *n, uint64_t shard_id, uint64_t replica_id, uint64_t gone_at_conf_ver,
+                        char *why, size_t why_size) {
     int at = -1;
 
     for (int i = 0; i < n->n_replicas; i++) {
@@ -324,6 +324,15 @@ int node_remove_replica(node *n, uint64_t shard_id, uint64_t replica_id, char *w
         return BS_ERR_NOT_FOUND;
     }
     node_replica *r = n->replicas[at];
+    if (gone_at_conf_ver != 0 && r->desc->conf_ver >= gone_at_conf_ver &&
+        node_of_replica(r, r->replica_id) != 0) {
+        snprintf(why, why_size,
+                 "replica %llu is still a member of shard %llu at conf_ver %llu (asked to delete "
+                 "it as gone at conf_ver %llu)",
+                 (unsigned long long)r->replica_id, (unsigned long long)shard_id,
+                 (unsigned long long)r->desc->conf_ver, (unsigned long long)gone_at_conf_ver);
+        return BS_ERR_FAILED_PRECONDITION;
+    }
     node_fail_pending(n, r, "the replica was removed: the write's outcome is unknown",
                       "the replica was removed");
     /* Data and raft state go in one atomic write: a crash never leaves a

@@ -50,8 +50,16 @@ static const char *router_move_refusal(router_state *s, uint64_t shard_id, uint6
         return "no such shard";
     }
     const router_shard *sh = &s->shards[at];
-    if (router_replica_on(sh->desc, from) == NULL)
+    const Basalt__V1__ReplicaDescriptor *source = router_replica_on(sh->desc, from);
+    if (source == NULL)
         return "the source node holds no replica of the shard";
+    if (source->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER)
+        return "the source node's replica is not a voter (a move or its roll-back is unfinished)";
+    for (size_t i = 0; i < sh->desc->n_replicas; i++) {
+        if (sh->desc->replicas[i]->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER)
+            return "the shard has a replica that is not a voter yet (a move or its roll-back is "
+                   "unfinished)";
+    }
     if (router_replica_on(sh->desc, to) != NULL)
         return "the target node already holds a replica of the shard";
     if (target == NULL) {
@@ -186,12 +194,13 @@ static int router_node_admin_call(router_state *s, uint64_t node_id, const char 
 }
 
 void router_delete_replica(router_state *s, uint64_t node_id, uint64_t shard_id,
-                           uint64_t replica_id) {
+                           uint64_t replica_id, uint64_t gone_at_conf_ver) {
     Basalt__V1__RemoveReplicaRequest req = BASALT__V1__REMOVE_REPLICA_REQUEST__INIT;
     rpc_status st;
 
     req.shard_id = shard_id;
     req.replica_id = replica_id;
+    req.conf_ver = gone_at_conf_ver;
     if (router_node_admin_call(s, node_id, "/basalt.v1.NodeAdmin/RemoveReplica", &req.base,
                                &basalt__v1__remove_replica_response__descriptor, &st) == 0)
         log_info("node %llu deleted replica %llu of shard %llu, which the shard no longer has",
@@ -365,33 +374,60 @@ static bool router_move_promote(router_state *s, uint64_t shard_id, uint64_t fro
     return false;
 }
 
-void router_remove_learner(router_state *s, uint64_t shard_id, uint64_t replica_id) {
-    Basalt__V1__ReplicaDescriptor learner = BASALT__V1__REPLICA_DESCRIPTOR__INIT;
-    Basalt__V1__ReplicaChange remove = BASALT__V1__REPLICA_CHANGE__INIT, *changes[] = {&remove};
-    rpc_status st;
+/* The role of replica_id in the shard (as the map has it), or -1 when the
+ * shard does not have it. */
+static int router_shard_role_of(router_state *s, uint64_t shard_id, uint64_t replica_id) {
+    uint64_t leader;
+    Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
+    int role = -1;
 
-    learner.replica_id = replica_id;
-    remove.type = BASALT__V1__REPLICA_CHANGE_TYPE__REPLICA_CHANGE_REMOVE;
-    remove.replica = &learner;
-    if (router_change_replicas(s, shard_id, changes, 1, NULL, &st) == 0)
-        log_info("shard %llu: removed learner %llu, which no move owns",
-                 (unsigned long long)shard_id, (unsigned long long)replica_id);
-    else
-        log_warn("shard %llu: cannot remove learner %llu yet: %s", (unsigned long long)shard_id,
-                 (unsigned long long)replica_id, st.message);
+    for (size_t i = 0; d != NULL && i < d->n_replicas; i++) {
+        if (d->replicas[i]->replica_id == replica_id)
+            role = (int)d->replicas[i]->role;
+    }
+    if (d)
+        basalt__v1__shard_descriptor__free_unpacked(d, NULL);
+    return role;
 }
 
 /* Whether the shard's membership (as the map has it) includes replica_id. */
 static bool router_shard_has_replica(router_state *s, uint64_t shard_id, uint64_t replica_id) {
-    uint64_t leader;
-    Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
-    bool found = false;
+    return router_shard_role_of(s, shard_id, replica_id) >= 0;
+}
 
-    for (size_t i = 0; d != NULL && i < d->n_replicas; i++)
-        found = found || d->replicas[i]->replica_id == replica_id;
+/* The shard's conf_ver as the map has it (0: no such shard). */
+static uint64_t router_shard_conf_ver(router_state *s, uint64_t shard_id) {
+    uint64_t leader, conf_ver;
+    Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
+
+    conf_ver = d ? d->conf_ver : 0;
     if (d)
         basalt__v1__shard_descriptor__free_unpacked(d, NULL);
-    return found;
+    return conf_ver;
+}
+
+bool router_remove_learner(router_state *s, uint64_t shard_id, uint64_t replica_id) {
+    Basalt__V1__ReplicaDescriptor learner = BASALT__V1__REPLICA_DESCRIPTOR__INIT;
+    Basalt__V1__ReplicaChange remove = BASALT__V1__REPLICA_CHANGE__INIT, *changes[] = {&remove};
+    rpc_status st;
+
+    if (router_shard_role_of(s, shard_id, replica_id) !=
+        BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER) {
+        log_warn("shard %llu: replica %llu is not a learner in the shard map: not removing it",
+                 (unsigned long long)shard_id, (unsigned long long)replica_id);
+        return false;
+    }
+    learner.replica_id = replica_id;
+    remove.type = BASALT__V1__REPLICA_CHANGE_TYPE__REPLICA_CHANGE_REMOVE;
+    remove.replica = &learner;
+    if (router_change_replicas(s, shard_id, changes, 1, NULL, &st) != 0) {
+        log_warn("shard %llu: cannot remove learner %llu yet: %s", (unsigned long long)shard_id,
+                 (unsigned long long)replica_id, st.message);
+        return false;
+    }
+    log_info("shard %llu: removed learner %llu", (unsigned long long)shard_id,
+             (unsigned long long)replica_id);
+    return true;
 }
 
 static void router_move_steps(router_state *s, uint64_t shard_id, uint64_t from, uint64_t to,
@@ -430,8 +466,10 @@ static void router_move_steps(router_state *s, uint64_t shard_id, uint64_t from,
     router_move_step(s, shard_id, "promoting the learner, removing the old replica");
     if (!router_move_promote(s, shard_id, from, to, replica_id, old_replica_id, out))
         goto roll_back;
+    /* If this call fails, the node reports the replica in its heartbeats
+     * and the router collects it as garbage. */
     router_move_step(s, shard_id, "deleting the old replica");
-    router_delete_replica(s, from, shard_id, old_replica_id);
+    router_delete_replica(s, from, shard_id, old_replica_id, router_shard_conf_ver(s, shard_id));
     out->code = GRPC_STATUS_OK;
     return;
 
@@ -439,16 +477,25 @@ roll_back:
     /* A swap whose answer was lost may have committed all the same. */
     if (router_shard_has_replica(s, shard_id, replica_id) &&
         !router_shard_has_replica(s, shard_id, old_replica_id)) {
-        router_delete_replica(s, from, shard_id, old_replica_id);
+        router_delete_replica(s, from, shard_id, old_replica_id,
+                              router_shard_conf_ver(s, shard_id));
         out->code = GRPC_STATUS_OK;
         return;
     }
-    /* Planned against the map's conf_ver: if the swap committed unseen, the
-     * removal is refused as stale rather than taking out a voter. */
+    /* The new replica's data goes only once the shard is known to be without
+     * it. A removal planned against a stale map is refused (the swap may have
+     * committed unseen, making it a voter): then it stays, and is either a
+     * voter the map learns of, or a learner no move owns, removed later. */
     router_move_step(s, shard_id, "rolling back");
-    if (router_shard_has_replica(s, shard_id, replica_id))
-        router_remove_learner(s, shard_id, replica_id);
-    router_delete_replica(s, to, shard_id, replica_id);
+    if (router_shard_has_replica(s, shard_id, replica_id) &&
+        !router_remove_learner(s, shard_id, replica_id)) {
+        log_warn("shard %llu: leaving replica %llu on node %llu in place until the shard is known "
+                 "to be without it",
+                 (unsigned long long)shard_id, (unsigned long long)replica_id,
+                 (unsigned long long)to);
+        return;
+    }
+    router_delete_replica(s, to, shard_id, replica_id, router_shard_conf_ver(s, shard_id));
 }
 
 void router_move(router_state *s, uint64_t shard_id, uint64_t from_node, uint64_t to_node,

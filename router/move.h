@@ -37,12 +37,17 @@
 void router_move(router_state *s, uint64_t shard_id, uint64_t from_node, uint64_t to_node,
                  const char *reason, router_result *out);
 
-/* Removes a learner no move owns (one left by a router restart). */
-void router_remove_learner(router_state *s, uint64_t shard_id, uint64_t replica_id);
+/* Removes a learner: one no move owns (left by a router restart), or the one
+ * a failing move added. True once the shard is known to be without it;
+ * false (changing nothing) when the map does not show it as a learner or
+ * the change failed or was refused. */
+bool router_remove_learner(router_state *s, uint64_t shard_id, uint64_t replica_id);
 
-/* Deletes a replica its shard no longer has from the node holding it. */
+/* Deletes a replica its shard no longer has from the node holding it.
+ * gone_at_conf_ver: a conf_ver of the shard without the replica; the node
+ * refuses while its own copy of the shard, that new or newer, still lists it. */
 void router_delete_replica(router_state *s, uint64_t node_id, uint64_t shard_id,
-                           uint64_t replica_id);
+                           uint64_t replica_id, uint64_t gone_at_conf_ver);
 
 /* Admin.MoveReplica; blocks (services.c runs it on a thread of its own). */
 void router_move_call(rpc_call *call, const ProtobufCMessage *request, void *ctx);

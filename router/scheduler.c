@@ -92,7 +92,8 @@ static void router_collect_garbage(router_state *s) {
     int n = router_take_garbage(s, garbage, ROUTER_GARBAGE_PER_CHECK);
 
     for (int i = 0; i < n; i++)
-        router_delete_replica(s, garbage[i].node_id, garbage[i].shard_id, garbage[i].replica_id);
+        router_delete_replica(s, garbage[i].node_id, garbage[i].shard_id, garbage[i].replica_id,
+                              garbage[i].conf_ver);
 }
 
 /* Learners left by moves a router restart cut short: rolled back. */

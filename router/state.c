@@ -277,12 +277,14 @@ static void router_take_load(router_shard *sh, uint64_t node_id, const Basalt__V
 
 /* A replica reported by a node that its shard no longer has (removed while
  * the node was away, or a move's old replica the router did not get to
- * delete): the shard has moved on to a newer membership without it. */
+ * delete): the shard's membership, as new as the replica's own or newer,
+ * is without it. (An old replica applies its own removal, so it may report
+ * the very conf_ver that left it out.) */
 static void router_note_garbage(router_state *s, const router_shard *sh, uint64_t node_id,
                                 const Basalt__V1__ReplicaStatus *r) {
     const Basalt__V1__ShardDescriptor *d = sh->desc;
 
-    if (r->replica_id == 0 || d->conf_ver <= r->descriptor->conf_ver || sh->moving)
+    if (r->replica_id == 0 || d->conf_ver < r->descriptor->conf_ver || sh->moving)
         return;
     for (size_t i = 0; i < d->n_replicas; i++) {
         if (d->replicas[i]->replica_id == r->replica_id)
@@ -293,8 +295,10 @@ static void router_note_garbage(router_state *s, const router_shard *sh, uint64_
             return;
     }
     if (s->n_garbage < ROUTER_GARBAGE_MAX)
-        s->garbage[s->n_garbage++] =
-            (router_garbage){.node_id = node_id, .shard_id = d->id, .replica_id = r->replica_id};
+        s->garbage[s->n_garbage++] = (router_garbage){.node_id = node_id,
+                                                      .shard_id = d->id,
+                                                      .replica_id = r->replica_id,
+                                                      .conf_ver = d->conf_ver};
 }
 
 int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req) {

@@ -91,6 +91,7 @@ typedef struct {
     uint64_t node_id;
     uint64_t shard_id;
     uint64_t replica_id;
+    uint64_t conf_ver; /* the shard's, without the replica */
 } router_garbage;
 #define ROUTER_GARBAGE_MAX 256
 

@@ -65,12 +65,16 @@ class Cluster:
             shard_pb2.ReplicaDescriptor(node_id=i, replica_id=shard_id * 100 + i)
             for i in self.nodes])
         self.descriptors[shard_id] = desc
+        # As the router makes a new shard: its first replicas start alike
+        # with a log at the same point, so they can elect a leader.
         for node in self.running():
-            self.create_replica(node, shard_id)
+            self.create_replica(node, shard_id, bootstrap=True)
 
-    def create_replica(self, node, shard_id):
+    def create_replica(self, node, shard_id, bootstrap=False):
+        """bootstrap False: an empty replica, which waits for a snapshot."""
         self.admin(node).create_replica(
-            raft_pb2.CreateReplicaRequest(descriptor=self.descriptors[shard_id]), timeout=10)
+            raft_pb2.CreateReplicaRequest(descriptor=self.descriptors[shard_id],
+                                          bootstrap=bootstrap), timeout=10)
 
     def status(self, node):
         return self.admin(node).status(raft_pb2.NodeStatusRequest(), timeout=10)
@@ -253,6 +257,34 @@ class ClusterTest(unittest.TestCase):
             self.assertIn(("basalt-error", "not-ready"), caught.exception.trailing_metadata())
         client.close()
 
+    def test_a_voter_that_lost_its_data_does_not_vote_until_it_has_a_snapshot(self):
+        # The write below is committed by the leader and `wiped` alone. If
+        # `wiped`, empty again, voted for `behind`, which never had the write,
+        # the shard would elect a leader without it and lose it for good.
+        behind, wiped = self.followers()
+        behind.stop(signal.SIGKILL)
+        client = Client(self.leader.endpoint)
+        client.put(b"acked", b"by two of three")
+        client.close()
+        self.leader.stop(signal.SIGKILL)
+        wiped.stop(signal.SIGKILL)
+        shutil.rmtree(wiped.data_dir)
+        wiped.start()
+        behind.start()
+        self.cluster.announce()
+        self.cluster.create_replica(wiped, 1)
+        wait_for(lambda: "holds no data yet, so it does not vote" in wiped.log(),
+                 "the empty replica to refuse a vote")
+        self.assertIsNone(self.cluster.leader_of(1))
+        self.leader.start()
+        self.cluster.announce()
+        leader = self.cluster.wait_leader(1)
+        client = Client(leader.endpoint)
+        self.assertEqual(client.get(b"acked", STRONG).value, b"by two of three")
+        client.close()
+        wait_for(lambda: eventual_value(wiped, b"acked") == b"by two of three",
+                 "the empty replica to catch up by snapshot")
+
     def test_write_to_a_cut_off_leader_reports_unknown_outcome(self):
         admin = self.cluster.admin(self.leader)
         admin.isolate(raft_pb2.IsolateRequest(isolated=True), timeout=10)
@@ -399,6 +431,7 @@ class SnapshotTest(unittest.TestCase):
 
     def test_follower_with_wiped_data_rejoins_by_snapshot(self):
         leader = self.cluster.wait_leader(1)
+        first_index = self.cluster.status(leader).replicas[0].first_index
         client = Client(leader.endpoint)
         for i in range(self.KEYS):
             client.put(b"k%04d" % i, b"v%d" % i)
@@ -408,7 +441,7 @@ class SnapshotTest(unittest.TestCase):
         wait_for(lambda: eventual_value(victim, last) == b"v%d" % (self.KEYS - 1),
                  "the follower to hold every key")
         # The leader compacts its log once every replica has the entries.
-        wait_for(lambda: self.cluster.status(leader).replicas[0].first_index > 1,
+        wait_for(lambda: self.cluster.status(leader).replicas[0].first_index > first_index,
                  "the leader to compact its log")
 
         victim.stop(signal.SIGKILL)
