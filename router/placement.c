@@ -179,6 +179,18 @@ static bool router_shard_busy(const router_plan_view *v, const router_shard *sh)
     return false;
 }
 
+/* A shard with a replica on a node that is not up now. Only repairs and
+ * drains move its replicas: a move for zones or balance would pass through
+ * a joint membership whose majorities lean on the new replica. */
+static bool router_shard_degraded(const router_plan_view *v, const Basalt__V1__ShardDescriptor *d) {
+    for (size_t i = 0; i < d->n_replicas; i++) {
+        int at = router_node_index(v->s, d->replicas[i]->node_id);
+        if (at < 0 || !router_node_up_locked(v->s, &v->s->nodes[at], v->now))
+            return true;
+    }
+    return false;
+}
+
 /* Rules 1 to 3 for one shard: a replica that must go. */
 static bool router_plan_shard(router_plan_view *v, const router_shard *sh, router_move_plan *p) {
     const Basalt__V1__ShardDescriptor *d = sh->desc;
@@ -204,7 +216,7 @@ static bool router_plan_shard(router_plan_view *v, const router_shard *sh, route
     }
     int spread = router_zone_spread(v, d, 0, 0);
     int want = v->zones_available < (int)d->n_replicas ? v->zones_available : (int)d->n_replicas;
-    if (spread >= want || v->drains_only)
+    if (spread >= want || v->drains_only || router_shard_degraded(v, d))
         return false;
     /* The replica on the fullest node whose zone the shard has twice. */
     int64_t fullest = -1;
@@ -273,7 +285,7 @@ static bool router_plan_balance(router_plan_view *v, const bool *planned, router
         return false;
     for (int i = 0; i < s->n_shards; i++) {
         const Basalt__V1__ShardDescriptor *d = s->shards[i].desc;
-        if (planned[i] || router_shard_busy(v, &s->shards[i]))
+        if (planned[i] || router_shard_busy(v, &s->shards[i]) || router_shard_degraded(v, d))
             continue;
         for (size_t k = 0; k < d->n_replicas; k++) {
             int from = router_node_index(s, d->replicas[k]->node_id);

@@ -54,6 +54,22 @@ bool router_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *k
     return d->end.len == 0 || router_bytes_cmp(key, key_len, d->end.data, d->end.len) < 0;
 }
 
+/* Keeps a channel no node uses any more until the state is freed (lock
+ * held). Out of memory, it is left open: a leak, never a use after free. */
+static void router_retire_channel(router_state *s, rpc_channel *ch) {
+    if (ch == NULL)
+        return;
+    if (s->n_retired == s->cap_retired) {
+        size_t cap = s->cap_retired ? 2 * s->cap_retired : 16;
+        rpc_channel **grown = realloc(s->retired, cap * sizeof(*grown));
+        if (grown == NULL)
+            return;
+        s->retired = grown;
+        s->cap_retired = cap;
+    }
+    s->retired[s->n_retired++] = ch;
+}
+
 /* Adds or updates a node in memory (lock held). */
 static router_node *router_put_node(router_state *s, uint64_t id, const char *address,
                                     const char *zone) {
@@ -67,8 +83,7 @@ static router_node *router_put_node(router_state *s, uint64_t id, const char *ad
         n->id = id;
     }
     if (strcmp(n->address, address) != 0) {
-        if (n->channel != NULL && s->n_retired < ROUTER_NODES_MAX)
-            s->retired[s->n_retired++] = n->channel;
+        router_retire_channel(s, n->channel);
         snprintf(n->address, sizeof(n->address), "%s", address);
         n->channel = address[0] ? rpc_channel_open(address) : NULL;
     }
@@ -105,8 +120,9 @@ void router_state_free(router_state *s) {
         rpc_channel_close(s->nodes[i].channel);
         free(s->nodes[i].reported);
     }
-    for (int i = 0; i < s->n_retired; i++)
+    for (size_t i = 0; i < s->n_retired; i++)
         rpc_channel_close(s->retired[i]);
+    free(s->retired);
     for (int i = 0; i < s->n_shards; i++)
         basalt__v1__shard_descriptor__free_unpacked(s->shards[i].desc, NULL);
     free(s->shards);
@@ -728,11 +744,7 @@ int router_remove_node(router_state *s, uint64_t node_id, char *why, size_t why_
     pthread_mutex_lock(&s->lock);
     int at = router_node_index(s, node_id);
     if (at >= 0) {
-        /* Calls in flight may still use its channel. */
-        if (s->nodes[at].channel != NULL && s->n_retired < ROUTER_NODES_MAX)
-            s->retired[s->n_retired++] = s->nodes[at].channel;
-        else
-            rpc_channel_close(s->nodes[at].channel);
+        router_retire_channel(s, s->nodes[at].channel);
         free(s->nodes[at].reported);
         /* Closing the gap keeps the nodes in the order they joined (by id). */
         memmove(&s->nodes[at], &s->nodes[at + 1],

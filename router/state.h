@@ -118,10 +118,11 @@ typedef struct {
     uint64_t down_after_ms;
     router_node nodes[ROUTER_NODES_MAX];
     int n_nodes;
-    /* Channels replaced by a node's move: calls may still use them, so
-     * they are closed only with the state. */
-    rpc_channel *retired[ROUTER_NODES_MAX];
-    int n_retired;
+    /* Channels of nodes that moved or were removed: calls may still use
+     * them, so they are closed only with the state. */
+    rpc_channel **retired;
+    size_t n_retired;
+    size_t cap_retired;
     router_shard *shards; /* sorted by start key */
     int n_shards;
     int splits_in_flight;
