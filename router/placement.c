@@ -399,11 +399,17 @@ int router_plan_moves(router_state *s, router_move_plan *out, int cap, bool drai
 }
 
 int router_stray_learners(router_state *s, uint64_t *shards, uint64_t *replicas, int cap) {
+    uint64_t now = router_now_ms();
     int n = 0;
 
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_shards && n < cap; i++) {
         const router_shard *sh = &s->shards[i];
+        const router_node *leader = router_node_of(s, sh->leader_node);
+        /* Without a leader that is up, the change would only wait out its
+         * deadline and hold up the scheduler's other work. */
+        if (leader == NULL || !router_node_up_locked(s, leader, now))
+            continue;
         for (size_t k = 0; !sh->moving && k < sh->desc->n_replicas && n < cap; k++) {
             if (sh->desc->replicas[k]->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER)
                 continue;

@@ -91,9 +91,13 @@ static void router_collect_garbage(router_state *s) {
     router_garbage garbage[ROUTER_GARBAGE_PER_CHECK];
     int n = router_take_garbage(s, garbage, ROUTER_GARBAGE_PER_CHECK);
 
-    for (int i = 0; i < n; i++)
-        router_delete_replica(s, garbage[i].node_id, garbage[i].shard_id, garbage[i].replica_id,
-                              garbage[i].conf_ver);
+    /* A node that went down since is asked again when it reports the
+     * replica again; calling it now would only wait out the deadline. */
+    for (int i = 0; i < n; i++) {
+        if (router_node_is_up(s, garbage[i].node_id))
+            router_delete_replica(s, garbage[i].node_id, garbage[i].shard_id, garbage[i].replica_id,
+                                  garbage[i].conf_ver);
+    }
 }
 
 /* Learners left by moves a router restart cut short: rolled back. */
