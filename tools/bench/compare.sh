@@ -7,8 +7,10 @@
 #
 # etcd (Debian's etcd-server) runs on 127.0.0.1 ports 23791-23793 (peers
 # 23801-23803) with its defaults, fsync included; Basalt runs from
-# `tools/basalt up --split-qps 0` on port 23890 (nodes on 23891-23893), so
-# shards do not split in the middle of a measurement. Each workload runs N
+# `tools/basalt up --shards 1 --split-qps 0 --split-size-mb 0` on port 23890
+# (nodes on 23891-23893), split by hand into 8 shards over kvbench's keys
+# ("user" and 16 hex digits), so every run measures the same layout and no
+# shard splits in the middle of a measurement. Each workload runs N
 # seconds (default 10) after one load of --records records (default 10000)
 # of 1000 bytes. Reports (kvbench's JSON, one per
 # system and workload) and the logs stay in DIR (default: a new directory
@@ -158,9 +160,19 @@ leaders = [n["leaders"] for n in json.load(sys.stdin)["nodes"]]
 sys.exit(0 if len(leaders) == 3 and max(leaders) - min(leaders) <= 1 else 1)'
 }
 
+# Where shard 1 is split: 8 shards, each with 2 of the 16 first hex digits
+# of kvbench's hashed keys. The last key first, so shard 1 keeps the start.
+BASALT_SPLIT_KEYS=(usere userc usera user8 user6 user4 user2)
+
 basalt_start() {
-  "$ROOT/tools/basalt" up --dir "$WORK/basalt" --port "$BASALT_PORT" --split-qps 0 \
-    >"$WORK/logs/basalt-up.log" 2>&1 || die "tools/basalt up failed; see $WORK/logs/basalt-up.log"
+  "$ROOT/tools/basalt" up --dir "$WORK/basalt" --port "$BASALT_PORT" --shards 1 --split-qps 0 \
+    --split-size-mb 0 >"$WORK/logs/basalt-up.log" 2>&1 \
+    || die "tools/basalt up failed; see $WORK/logs/basalt-up.log"
+  local key
+  for key in "${BASALT_SPLIT_KEYS[@]}"; do
+    "$WORK/basalt/bin/kvctl" --endpoints "127.0.0.1:$BASALT_PORT" --timeout 30s split 1 "$key" \
+      >/dev/null || die "splitting shard 1 at '$key' failed"
+  done
   local deadline=$((SECONDS + READY_TIMEOUT_S))
   until basalt_leaders_spread; do
     [ $SECONDS -lt $deadline ] || die "Basalt's leaders did not spread within ${READY_TIMEOUT_S}s"
