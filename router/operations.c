@@ -106,7 +106,7 @@ void router_drain_node_call(rpc_call *call, const ProtobufCMessage *request, voi
 void router_remove_node_call(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     const Basalt__V1__RemoveNodeRequest *req = (const void *)request;
     Basalt__V1__RemoveNodeResponse resp = BASALT__V1__REMOVE_NODE_RESPONSE__INIT;
-    char why[160];
+    char why[320];
 
     int rc = router_remove_node(ctx, req->node_id, why, sizeof(why));
     if (rc == 0)

@@ -15,7 +15,7 @@ typedef struct {
      * planned moves counted as done. */
     int64_t count[ROUTER_NODES_MAX];
     int zones_available; /* distinct zone labels among target nodes */
-    bool drains_only;    /* the scheduler is off: operators' drains still run */
+    bool drains_only;    /* scheduling is off: operators' drains and removals still run */
     /* Replicas that must go (repair, drain) but have nowhere to go. */
     int stuck;
     uint64_t stuck_shard, stuck_node;
@@ -198,7 +198,9 @@ static bool router_plan_shard(router_plan_view *v, const router_shard *sh, route
     for (size_t i = 0; i < d->n_replicas; i++) {
         uint64_t node = d->replicas[i]->node_id;
         int at = router_node_index(v->s, node);
-        if (router_node_gone(v, node) && !v->drains_only)
+        /* A removal is an operator's act, as a drain is: it runs with
+         * scheduling off too. */
+        if (router_node_gone(v, node) && (!v->drains_only || at < 0))
             snprintf(p->reason, sizeof(p->reason), "repair: node %llu %s", (unsigned long long)node,
                      at < 0 ? "was removed" : "has been down past --down-after");
         else if (at >= 0 && v->s->nodes[at].admin != META_NODE_ACTIVE)
@@ -330,12 +332,22 @@ static bool router_repair_pending(const router_plan_view *v, uint64_t *node, uin
     return false;
 }
 
+/* A node that is not up and still holds replicas (0: none). */
+static uint64_t router_down_node_with_replicas(const router_plan_view *v) {
+    for (int i = 0; i < v->s->n_nodes; i++) {
+        if (v->count[i] > 0 && !router_node_up_locked(v->s, &v->s->nodes[i], v->now))
+            return v->s->nodes[i].id;
+    }
+    return 0;
+}
+
 /* What the round found, for kvctl schedule status. */
 static void router_note_plan(const router_plan_view *v, const router_move_plan *out, int n) {
     router_state *s = v->s;
     char *note = s->schedule_note;
     size_t size = sizeof(s->schedule_note);
-    const char *off = v->drains_only ? "scheduling is off (drains still run); " : "";
+    const char *off =
+        v->drains_only ? "scheduling is off (drains and removed nodes' repairs still run); " : "";
     uint64_t down, left_ms;
     int full, empty;
 
@@ -354,6 +366,12 @@ static void router_note_plan(const router_plan_view *v, const router_move_plan *
                  "%snode %llu is down; unless it comes back, its replicas are made again "
                  "elsewhere in %llu s (--down-after)",
                  off, (unsigned long long)down, (unsigned long long)(left_ms + 999) / 1000);
+    else if (v->drains_only && (down = router_down_node_with_replicas(v)) != 0)
+        snprintf(note, size,
+                 "%snode %llu is down and its replicas are not made again elsewhere while "
+                 "scheduling is off (kvctl schedule on, or kvctl node remove %llu if it is gone "
+                 "for good)",
+                 off, (unsigned long long)down, (unsigned long long)down);
     else if (v->drains_only)
         snprintf(note, size, "%snothing to drain", off);
     else if (router_balance_pair(v, &full, &empty))

@@ -9,6 +9,17 @@
 #include "basalt/v1/admin.pb-c.h"
 #include "tools/kvctl/output.h"
 
+/* Whether `method` changes the cluster in the background of its call. */
+static bool kvctl_changes_placement(const char *method) {
+    static const char *const changing[] = {"/MoveReplica", "/SplitShard", "/TransferLeader",
+                                           "/DrainNode"};
+    for (size_t i = 0; i < sizeof(changing) / sizeof(changing[0]); i++) {
+        if (strstr(method, changing[i]) != NULL)
+            return true;
+    }
+    return false;
+}
+
 int kvctl_admin(basalt_client *client, const char *command, const char *method,
                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
                 ProtobufCMessage **resp) {
@@ -16,6 +27,13 @@ int kvctl_admin(basalt_client *client, const char *command, const char *method,
 
     if (basalt_client_call(client, method, req, desc, resp, &st) != 0) {
         fprintf(stderr, "kvctl %s: %s: %s\n", command, rpc_status_name(st.code), st.message);
+        if ((st.code == GRPC_STATUS_UNAVAILABLE || st.code == GRPC_STATUS_DEADLINE_EXCEEDED) &&
+            kvctl_changes_placement(method))
+            fprintf(stderr,
+                    "kvctl %s: the answer was lost, not necessarily the change: a drain goes on, "
+                    "a move finishes or is rolled back; kvctl schedule status and kvctl shards "
+                    "show where things stand\n",
+                    command);
         return KVCTL_EXIT_FAILED;
     }
     return KVCTL_EXIT_OK;
