@@ -91,7 +91,8 @@ machine() {
   printf '%s, %s cores, %s GiB, Linux %s; %s; kvbench at %s\n' \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" "$(nproc)" \
     "$(($(grep MemTotal /proc/meminfo | awk '{print $2}') / 1048576))" "$(uname -r)" \
-    "$(etcd --version | head -n 1)" "$(cd "$ROOT" && git rev-parse --short HEAD)"
+    "$(etcd --version | head -n 1)" \
+    "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "an unknown commit")"
 }
 
 # ---- running the set ----
@@ -136,7 +137,8 @@ etcd_start() {
   done
   local deadline=$((SECONDS + READY_TIMEOUT_S))
   until ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "etcd did not serve within ${READY_TIMEOUT_S}s; logs: $WORK/logs"
+    [ $SECONDS -lt $deadline ] \
+      || die "etcd did not serve within ${READY_TIMEOUT_S}s; logs: $WORK/logs"
     sleep 0.2
   done
   ETCD_ENDPOINTS=$endpoints
@@ -235,5 +237,6 @@ basalt_start
 run_set "basalt://127.0.0.1:$BASALT_PORT" basalt
 "$ROOT/tools/basalt" down --dir "$WORK/basalt" >/dev/null
 echo "machine: $(machine)"
-echo "each workload ${SECONDS_EACH}s after a load of $RECORDS records of 24-byte keys and 1000-byte values"
+echo "each workload ${SECONDS_EACH}s after a load of $RECORDS records" \
+  "of 24-byte keys and 1000-byte values"
 print_table
