@@ -43,9 +43,14 @@ class RebalanceCase(SplitCase):
         counts = [getattr(n, field) for n in self.up_nodes()]
         return max(counts) - min(counts)
 
-    def settled(self, replicas=3):
-        """Every shard has `replicas` voters and no learner, on up nodes."""
+    def settled(self, replicas=3, nodes_up=None):
+        """Every shard has `replicas` voters and no learner, on up nodes (and,
+        when given, exactly `nodes_up` nodes are up). One look at the nodes
+        serves both checks: a node going down between two looks would pass
+        for up in one and down in the other."""
         up = {n.id for n in self.up_nodes()}
+        if nodes_up is not None and len(up) != nodes_up:
+            return False
         for s in list_shards(self.router.endpoint):
             reps = s.descriptor.replicas
             if len(reps) != replicas or any(r.role == LEARNER for r in reps):
@@ -83,8 +88,8 @@ class ScaleOutTest(RebalanceCase):
             self.add_node()
 
             def balanced():
-                return (len(self.up_nodes()) == 5 and self.settled() and
-                        self.spread("replicas") <= 1 and self.spread("leaders") <= 1)
+                return (self.settled(nodes_up=5) and self.spread("replicas") <= 1 and
+                        self.spread("leaders") <= 1)
             wait_for(balanced, "48 replicas and 16 leaders to spread over 5 nodes", 180)
             before = len(load.acked)
             wait_for(lambda: len(load.acked) >= before + 50, "writes after the moves")
@@ -168,7 +173,7 @@ class DeadNodeTest(RebalanceCase):
         self.assertGreater(len(stale), 0)
         dead.stop(signal.SIGKILL)
         with Load(self.router.endpoint) as load:
-            wait_for(lambda: self.settled() and len(self.up_nodes()) == 3,
+            wait_for(lambda: self.settled(nodes_up=3),
                      "every shard to have 3 replicas on the live nodes", 120)
             before = len(load.acked)
             wait_for(lambda: len(load.acked) >= before + 50, "writes after the repair")
@@ -183,7 +188,7 @@ class DeadNodeTest(RebalanceCase):
         for s in list_shards(self.router.endpoint):
             for r in s.descriptor.replicas:
                 self.assertNotIn((s.descriptor.id, r.replica_id), stale)
-        wait_for(lambda: self.settled() and len(self.up_nodes()) == 4,
+        wait_for(lambda: self.settled(nodes_up=4),
                  "the cluster to settle with the node back", 120)
 
 
