@@ -5,10 +5,16 @@
  *   log keys exist exactly for (truncated_index, last_index]
  *   the entry at truncated_index is known only by its term (truncated_term)
  *   runs hold the term of every entry in (truncated_index, last_index]
+ *   tail holds copies of the entries in [tail_first, last_index], all after
+ *   truncated_index (or none: tail_n 0)
  *
  * Raft asks for an entry's term on every append, response and ReadIndex.
  * Terms change only at elections, so the whole log's terms fit in a few
- * runs kept in memory, and no such question reads RocksDB.
+ * runs kept in memory, and no such question reads RocksDB. Entries not yet
+ * applied are kept in memory too (the tail): applying them and sending them
+ * to followers, every turn of every busy shard, would otherwise read them
+ * back with a RocksDB iterator each time. A follower far behind still gets
+ * its entries from RocksDB.
  */
 #include "kvnode/replica_log.h"
 
@@ -22,6 +28,10 @@
 #define RLOG_ENTRY_HEADER_BYTES 9  /* term LE 8, type 1 */
 #define RLOG_HARD_STATE_BYTES   24 /* term, vote, commit */
 #define RLOG_APPLY_STATE_BYTES  24 /* applied, truncated index, truncated term */
+/* Bounds of the unapplied entries kept in memory, per replica: more than a
+ * busy shard gathers between two applies, little beside RocksDB's memtable. */
+#define RLOG_TAIL_ENTRIES_MAX 4096
+#define RLOG_TAIL_BYTES_MAX   (8u << 20)
 
 /* Entries from `first` on have `term`, up to the next run's first. */
 typedef struct {
@@ -41,7 +51,110 @@ struct rlog {
     rlog_term_run *runs; /* by first, ascending; terms strictly increase */
     size_t n_runs;
     size_t cap_runs;
+    raft_entry *tail; /* tail[i] is entry tail_first + i; data malloc'd */
+    raft_index_t tail_first;
+    size_t tail_n;
+    size_t tail_cap;
+    uint64_t tail_bytes;
 };
+
+/* ---- unapplied entries in memory ---- */
+
+/* Drops the tail's entries from index `from` on (0: all of them). */
+static void rlog_tail_cut_from(rlog *log, raft_index_t from) {
+    while (log->tail_n > 0 && log->tail_first + log->tail_n - 1 >= from) {
+        raft_entry *e = &log->tail[--log->tail_n];
+        log->tail_bytes -= e->len;
+        free(e->data);
+    }
+}
+
+/* Drops the tail's entries up to and including `through`. */
+static void rlog_tail_drop_through(rlog *log, raft_index_t through) {
+    size_t drop = 0;
+
+    while (drop < log->tail_n && log->tail_first + drop <= through) {
+        log->tail_bytes -= log->tail[drop].len;
+        free(log->tail[drop].data);
+        drop++;
+    }
+    if (drop == 0)
+        return;
+    memmove(log->tail, log->tail + drop, (log->tail_n - drop) * sizeof(*log->tail));
+    log->tail_n -= drop;
+    log->tail_first += drop;
+}
+
+/* Keeps a copy of `e`, the log's new last entry. When the tail cannot take
+ * it (full, or out of memory) the tail is emptied: reads go to RocksDB until
+ * the next entry starts it afresh. */
+static void rlog_tail_push(rlog *log, const raft_entry *e) {
+    raft_entry copy = *e;
+
+    if (log->tail_n > 0 && e->index != log->tail_first + log->tail_n)
+        rlog_tail_cut_from(log, 0);
+    if (log->tail_n == RLOG_TAIL_ENTRIES_MAX || log->tail_bytes + e->len > RLOG_TAIL_BYTES_MAX) {
+        rlog_tail_cut_from(log, 0);
+        return;
+    }
+    if (log->tail_n == log->tail_cap) {
+        size_t cap = log->tail_cap ? 2 * log->tail_cap : 16;
+        raft_entry *grown = realloc(log->tail, cap * sizeof(*grown));
+        if (grown == NULL) {
+            rlog_tail_cut_from(log, 0);
+            return;
+        }
+        log->tail = grown;
+        log->tail_cap = cap;
+    }
+    copy.data = NULL;
+    if (e->len > 0 && (copy.data = malloc(e->len)) == NULL) {
+        rlog_tail_cut_from(log, 0);
+        return;
+    }
+    if (e->len > 0)
+        memcpy(copy.data, e->data, e->len);
+    if (log->tail_n == 0)
+        log->tail_first = e->index;
+    log->tail[log->tail_n++] = copy;
+    log->tail_bytes += e->len;
+}
+
+/* Copies of entries [lo, hi) from the tail, as raft_storage.entries gives
+ * them (stopping past max_bytes, but at least one). Returns false, having
+ * done nothing, when the tail does not hold them all; else *rc says how the
+ * copying went. */
+static bool rlog_tail_entries(const rlog *log, raft_index_t lo, raft_index_t hi, uint64_t max_bytes,
+                              raft_entry **out, size_t *n, int *rc) {
+    uint64_t bytes = 0;
+
+    if (log->tail_n == 0 || lo < log->tail_first || hi > log->tail_first + log->tail_n)
+        return false;
+    *rc = RAFT_ERR_NOMEM;
+    *out = calloc((size_t)(hi - lo), sizeof(raft_entry));
+    if (*out == NULL)
+        return true;
+    for (raft_index_t i = lo; i < hi; i++) {
+        const raft_entry *e = &log->tail[i - log->tail_first];
+        raft_entry *copy = &(*out)[*n];
+        if (*n > 0 && bytes + e->len > max_bytes)
+            break;
+        *copy = *e;
+        copy->data = NULL;
+        if (e->len > 0 && (copy->data = malloc(e->len)) == NULL) {
+            raft_entries_free(*out, *n);
+            *out = NULL;
+            *n = 0;
+            return true;
+        }
+        if (e->len > 0)
+            memcpy(copy->data, e->data, e->len);
+        bytes += e->len;
+        (*n)++;
+    }
+    *rc = RAFT_OK;
+    return true;
+}
 
 /* ---- terms in memory ---- */
 
@@ -213,6 +326,8 @@ void rlog_free(rlog *log) {
     if (log == NULL)
         return;
     free(log->runs);
+    rlog_tail_cut_from(log, 0);
+    free(log->tail);
     free(log);
 }
 
@@ -298,6 +413,9 @@ static int rlog_entries(void *ctx, raft_index_t lo, raft_index_t hi, uint64_t ma
         return RAFT_ERR_UNAVAILABLE;
     if (lo >= hi)
         return RAFT_OK;
+    int rc_tail;
+    if (rlog_tail_entries(log, lo, hi, max_bytes, out, n, &rc_tail))
+        return rc_tail;
     c.cap = (size_t)(hi - lo);
     c.out = calloc(c.cap, sizeof(raft_entry));
     if (c.out == NULL)
@@ -409,6 +527,7 @@ void rlog_stage_snapshot(rlog *log, kvs_batch *batch, const raft_snapshot *snap)
     /* The snapshot replaces the whole log. */
     rlog_stage_delete_entries(log, batch, log->truncated_index + 1, log->last_index);
     log->n_runs = 0;
+    rlog_tail_cut_from(log, 0);
     log->truncated_index = snap->index;
     log->truncated_term = snap->term;
     log->last_index = snap->index;
@@ -430,6 +549,7 @@ int rlog_stage_compact(rlog *log, kvs_batch *batch, raft_index_t index) {
     log->truncated_index = index;
     log->truncated_term = term;
     rlog_runs_drop_through(log, index);
+    rlog_tail_drop_through(log, index);
     rlog_stage_apply_state(log, batch);
     return 0;
 }
@@ -443,6 +563,7 @@ static void rlog_stage_entries(rlog *log, kvs_batch *batch, const raft_entry *en
     if (ents[0].index <= log->last_index)
         rlog_stage_delete_entries(log, batch, ents[0].index, log->last_index);
     rlog_runs_cut_from(log, ents[0].index);
+    rlog_tail_cut_from(log, ents[0].index);
     for (size_t i = 0; i < n; i++) {
         uint8_t *value = malloc(RLOG_ENTRY_HEADER_BYTES + ents[i].len);
         if (value == NULL || !rlog_runs_push(log, ents[i].index, ents[i].term)) {
@@ -457,6 +578,7 @@ static void rlog_stage_entries(rlog *log, kvs_batch *batch, const raft_entry *en
         kvs_batch_put(batch, KVS_CF_RAFT, key, sizeof(key), value,
                       RLOG_ENTRY_HEADER_BYTES + ents[i].len);
         free(value);
+        rlog_tail_push(log, &ents[i]);
     }
     log->last_index = ents[n - 1].index;
 }
@@ -473,6 +595,7 @@ void rlog_stage_ready(rlog *log, kvs_batch *batch, const raft_ready *rd) {
 
 void rlog_stage_applied(rlog *log, kvs_batch *batch, raft_index_t applied) {
     log->applied = applied;
+    rlog_tail_drop_through(log, applied);
     rlog_stage_apply_state(log, batch);
 }
 

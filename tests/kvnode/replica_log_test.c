@@ -153,6 +153,49 @@ static void test_a_snapshot_replaces_the_log(void) {
     expect_terms(21, 22, (raft_term_t[]){8, 9});
 }
 
+/* Entries [lo, hi) as raft_storage gives them, at most max_bytes of data. */
+static size_t entries_of(raft_index_t lo, raft_index_t hi, uint64_t max_bytes, raft_entry **out) {
+    raft_storage s = rlog_interface(log_);
+    size_t n = 0;
+
+    CU_ASSERT_EQUAL_FATAL(s.entries(s.ctx, lo, hi, max_bytes, out, &n), RAFT_OK);
+    return n;
+}
+
+static void test_entries_from_memory_and_from_disk_agree(void) {
+    raft_entry *mem, *disk;
+    size_t n_mem, n_disk;
+
+    append(1, (raft_term_t[]){1, 1, 2, 2, 2, 3}, 6);
+    /* Not applied yet: served from memory; a byte limit still stops early
+     * (each entry carries 3 bytes) but always gives one. */
+    n_mem = entries_of(2, 7, UINT64_MAX, &mem);
+    CU_ASSERT_EQUAL(n_mem, 5);
+    raft_entry *few;
+    CU_ASSERT_EQUAL(entries_of(2, 7, 7, &few), 2);
+    raft_entries_free(few, 2);
+    CU_ASSERT_EQUAL(entries_of(2, 7, 1, &few), 1);
+    raft_entries_free(few, 1);
+    /* Applied: the same entries come from RocksDB. */
+    rlog_stage_applied(log_, batch, 6);
+    CU_ASSERT_EQUAL_FATAL(kvs_batch_write(batch, true), 0);
+    n_disk = entries_of(2, 7, UINT64_MAX, &disk);
+    CU_ASSERT_EQUAL_FATAL(n_disk, n_mem);
+    for (size_t i = 0; i < n_mem; i++) {
+        CU_ASSERT(mem[i].index == disk[i].index && mem[i].term == disk[i].term &&
+                  mem[i].type == disk[i].type && mem[i].len == disk[i].len &&
+                  memcmp(mem[i].data, disk[i].data, mem[i].len) == 0);
+    }
+    raft_entries_free(mem, n_mem);
+    raft_entries_free(disk, n_disk);
+    /* New entries after the applied ones, then a conflict among them. */
+    append(7, (raft_term_t[]){3, 3, 3}, 3);
+    append(8, (raft_term_t[]){4}, 1);
+    expect_terms(1, 8, (raft_term_t[]){1, 1, 2, 2, 2, 3, 3, 4});
+    reopen();
+    expect_terms(1, 8, (raft_term_t[]){1, 1, 2, 2, 2, 3, 3, 4});
+}
+
 static void test_many_terms(void) {
     /* More runs than the first allocation holds: one election per entry. */
     raft_term_t terms[64];
@@ -172,6 +215,7 @@ int main(void) {
         {"compaction_keeps_the_terms_after_it", test_compaction_keeps_the_terms_after_it},
         {"a_snapshot_replaces_the_log", test_a_snapshot_replaces_the_log},
         {"many_terms", test_many_terms},
+        {"entries_from_memory_and_from_disk_agree", test_entries_from_memory_and_from_disk_agree},
         CU_TEST_INFO_NULL,
     };
     return cunit_run_suite("kvnode_replica_log", tests, setup, teardown);
