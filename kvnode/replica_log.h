@@ -2,10 +2,11 @@
  * family, seen by the Raft library through raft_storage.
  *
  * What raft_storage reads is what earlier ready batches persisted, kept in
- * memory where cheap (hard state, membership, bounds) and read from RocksDB
- * otherwise (entries). Everything is changed only by the Raft loop's thread:
- * rlog_stage_* add the writes to a batch and update the memory at once, and
- * the loop writes that batch before raft_advance.
+ * memory where cheap (hard state, membership, bounds, every entry's term, the
+ * entries not yet applied) and read from RocksDB otherwise (older entries).
+ * Everything is changed only by the Raft loop's thread: rlog_stage_* add the
+ * writes to a batch and update the memory at once, and the loop writes that
+ * batch before raft_advance.
  */
 #ifndef BASALT_KVNODE_REPLICA_LOG_H
 #define BASALT_KVNODE_REPLICA_LOG_H
