@@ -89,8 +89,6 @@ static void rlog_tail_drop_through(rlog *log, raft_index_t through) {
  * it (full, or out of memory) the tail is emptied: reads go to RocksDB until
  * the next entry starts it afresh. */
 static void rlog_tail_push(rlog *log, const raft_entry *e) {
-    raft_entry copy = *e;
-
     if (log->tail_n > 0 && e->index != log->tail_first + log->tail_n)
         rlog_tail_cut_from(log, 0);
     if (log->tail_n == RLOG_TAIL_ENTRIES_MAX || log->tail_bytes + e->len > RLOG_TAIL_BYTES_MAX) {
@@ -107,16 +105,13 @@ static void rlog_tail_push(rlog *log, const raft_entry *e) {
         log->tail = grown;
         log->tail_cap = cap;
     }
-    copy.data = NULL;
-    if (e->len > 0 && (copy.data = malloc(e->len)) == NULL) {
+    if (raft_entry_copy(&log->tail[log->tail_n], e) != RAFT_OK) {
         rlog_tail_cut_from(log, 0);
         return;
     }
-    if (e->len > 0)
-        memcpy(copy.data, e->data, e->len);
     if (log->tail_n == 0)
         log->tail_first = e->index;
-    log->tail[log->tail_n++] = copy;
+    log->tail_n++;
     log->tail_bytes += e->len;
 }
 
@@ -136,19 +131,14 @@ static bool rlog_tail_entries(const rlog *log, raft_index_t lo, raft_index_t hi,
         return true;
     for (raft_index_t i = lo; i < hi; i++) {
         const raft_entry *e = &log->tail[i - log->tail_first];
-        raft_entry *copy = &(*out)[*n];
         if (*n > 0 && bytes + e->len > max_bytes)
             break;
-        *copy = *e;
-        copy->data = NULL;
-        if (e->len > 0 && (copy->data = malloc(e->len)) == NULL) {
+        if (raft_entry_copy(&(*out)[*n], e) != RAFT_OK) {
             raft_entries_free(*out, *n);
             *out = NULL;
             *n = 0;
             return true;
         }
-        if (e->len > 0)
-            memcpy(copy->data, e->data, e->len);
         bytes += e->len;
         (*n)++;
     }

@@ -107,7 +107,7 @@ bool raft_log_match_term(const raft_log *log, raft_index_t i, raft_term_t term) 
     return raft_log_term(log, i, &t) == RAFT_OK && t == term;
 }
 
-static int raft_entry_copy(raft_entry *dst, const raft_entry *src) {
+int raft_entry_copy(raft_entry *dst, const raft_entry *src) {
     *dst = *src;
     dst->data = NULL;
     if (src->len == 0)

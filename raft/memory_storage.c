@@ -95,15 +95,9 @@ static int ms_entries(void *ctx, raft_index_t lo, raft_index_t hi, uint64_t max_
         const raft_entry *e = &ms->ents[i - ms_offset(ms)];
         if (*n > 0 && bytes + e->len > max_bytes)
             break;
-        (*out)[*n] = *e;
-        (*out)[*n].data = NULL;
-        if (e->len > 0) {
-            (*out)[*n].data = malloc(e->len);
-            if ((*out)[*n].data == NULL) {
-                raft_entries_free(*out, *n);
-                return RAFT_ERR_NOMEM;
-            }
-            memcpy((*out)[*n].data, e->data, e->len);
+        if (raft_entry_copy(&(*out)[*n], e) != RAFT_OK) {
+            raft_entries_free(*out, *n);
+            return RAFT_ERR_NOMEM;
         }
         bytes += e->len;
         (*n)++;
@@ -182,15 +176,8 @@ int memory_storage_append(memory_storage *ms, const raft_entry *entries, size_t 
     if (ms_reserve(ms, ms->n + n) != RAFT_OK)
         return RAFT_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        raft_entry *e = &ms->ents[ms->n];
-        *e = entries[i];
-        e->data = NULL;
-        if (entries[i].len > 0) {
-            e->data = malloc(entries[i].len);
-            if (e->data == NULL)
-                return RAFT_ERR_NOMEM;
-            memcpy(e->data, entries[i].data, entries[i].len);
-        }
+        if (raft_entry_copy(&ms->ents[ms->n], &entries[i]) != RAFT_OK)
+            return RAFT_ERR_NOMEM;
         ms->n++;
     }
     return RAFT_OK;

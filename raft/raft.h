@@ -327,4 +327,8 @@ const char *raft_role_name(raft_role role);
 /* Frees an array of entries with their data. */
 void raft_entries_free(raft_entry *entries, size_t n);
 
+/* Copies src into dst with its own copy of the data. Returns RAFT_OK or
+ * RAFT_ERR_NOMEM (dst then holds no data). */
+int raft_entry_copy(raft_entry *dst, const raft_entry *src);
+
 #endif

@@ -50,16 +50,10 @@ static const char *router_move_refusal(router_state *s, uint64_t shard_id, uint6
         return "no such shard";
     }
     const router_shard *sh = &s->shards[at];
-    const Basalt__V1__ReplicaDescriptor *source = router_replica_on(sh->desc, from);
-    if (source == NULL)
+    if (router_replica_on(sh->desc, from) == NULL)
         return "the source node holds no replica of the shard";
-    if (source->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER)
-        return "the source node's replica is not a voter (a move or its roll-back is unfinished)";
-    for (size_t i = 0; i < sh->desc->n_replicas; i++) {
-        if (sh->desc->replicas[i]->role != BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER)
-            return "the shard has a replica that is not a voter yet (a move or its roll-back is "
-                   "unfinished)";
-    }
+    if (router_desc_has_learner(sh->desc))
+        return "the shard has a learner (a move, or its roll-back, is unfinished)";
     if (router_replica_on(sh->desc, to) != NULL)
         return "the target node already holds a replica of the shard";
     if (target == NULL) {
@@ -374,35 +368,33 @@ static bool router_move_promote(router_state *s, uint64_t shard_id, uint64_t fro
     return false;
 }
 
-/* The role of replica_id in the shard (as the map has it), or -1 when the
- * shard does not have it. */
-static int router_shard_role_of(router_state *s, uint64_t shard_id, uint64_t replica_id) {
-    uint64_t leader;
-    Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
+/* What the map says of replica_id in the shard: its role, or -1 when the
+ * shard does not have it; *conf_ver (when not NULL) gets the shard's (0: no
+ * such shard). */
+static int router_map_role(router_state *s, uint64_t shard_id, uint64_t replica_id,
+                           uint64_t *conf_ver) {
     int role = -1;
 
+    pthread_mutex_lock(&s->lock);
+    int at = router_shard_index(s, shard_id);
+    const Basalt__V1__ShardDescriptor *d = at >= 0 ? s->shards[at].desc : NULL;
     for (size_t i = 0; d != NULL && i < d->n_replicas; i++) {
         if (d->replicas[i]->replica_id == replica_id)
             role = (int)d->replicas[i]->role;
     }
-    if (d)
-        basalt__v1__shard_descriptor__free_unpacked(d, NULL);
+    if (conf_ver)
+        *conf_ver = d ? d->conf_ver : 0;
+    pthread_mutex_unlock(&s->lock);
     return role;
 }
 
-/* Whether the shard's membership (as the map has it) includes replica_id. */
 static bool router_shard_has_replica(router_state *s, uint64_t shard_id, uint64_t replica_id) {
-    return router_shard_role_of(s, shard_id, replica_id) >= 0;
+    return router_map_role(s, shard_id, replica_id, NULL) >= 0;
 }
 
-/* The shard's conf_ver as the map has it (0: no such shard). */
 static uint64_t router_shard_conf_ver(router_state *s, uint64_t shard_id) {
-    uint64_t leader, conf_ver;
-    Basalt__V1__ShardDescriptor *d = router_shard_copy(s, shard_id, &leader);
-
-    conf_ver = d ? d->conf_ver : 0;
-    if (d)
-        basalt__v1__shard_descriptor__free_unpacked(d, NULL);
+    uint64_t conf_ver;
+    router_map_role(s, shard_id, 0, &conf_ver);
     return conf_ver;
 }
 
@@ -411,7 +403,7 @@ bool router_remove_learner(router_state *s, uint64_t shard_id, uint64_t replica_
     Basalt__V1__ReplicaChange remove = BASALT__V1__REPLICA_CHANGE__INIT, *changes[] = {&remove};
     rpc_status st;
 
-    if (router_shard_role_of(s, shard_id, replica_id) !=
+    if (router_map_role(s, shard_id, replica_id, NULL) !=
         BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER) {
         log_warn("shard %llu: replica %llu is not a learner in the shard map: not removing it",
                  (unsigned long long)shard_id, (unsigned long long)replica_id);

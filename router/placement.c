@@ -169,14 +169,9 @@ static uint64_t router_best_target(const router_plan_view *v, const Basalt__V1__
 /* ---- the rules ---- */
 
 static bool router_shard_busy(const router_plan_view *v, const router_shard *sh) {
-    if (sh->moving || sh->splitting ||
-        (sh->move_failed_ms != 0 && v->now - sh->move_failed_ms < ROUTER_MOVE_BACKOFF_MS))
-        return true;
-    for (size_t i = 0; i < sh->desc->n_replicas; i++) {
-        if (sh->desc->replicas[i]->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER)
-            return true; /* a stray learner goes first */
-    }
-    return false;
+    /* A stray learner goes first. */
+    return sh->moving || sh->splitting || router_desc_has_learner(sh->desc) ||
+           (sh->move_failed_ms != 0 && v->now - sh->move_failed_ms < ROUTER_MOVE_BACKOFF_MS);
 }
 
 /* A shard with a replica on a node that is not up now. Only repairs and

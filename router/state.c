@@ -47,6 +47,14 @@ router_node *router_node_of(router_state *s, uint64_t id) {
     return NULL;
 }
 
+bool router_desc_has_learner(const Basalt__V1__ShardDescriptor *d) {
+    for (size_t i = 0; i < d->n_replicas; i++) {
+        if (d->replicas[i]->role == BASALT__V1__REPLICA_ROLE__REPLICA_ROLE_LEARNER)
+            return true;
+    }
+    return false;
+}
+
 bool router_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *key,
                           size_t key_len) {
     if (router_bytes_cmp(key, key_len, d->start.data, d->start.len) < 0)

@@ -162,6 +162,10 @@ int router_update_address(router_state *s, uint64_t node_id, const char *address
  * by resp: free with router_free_nodes). */
 int router_heartbeat(router_state *s, const Basalt__V1__HeartbeatRequest *req);
 
+/* Whether the shard has a learner: a move, or the roll-back of one, is
+ * unfinished. */
+bool router_desc_has_learner(const Basalt__V1__ShardDescriptor *d);
+
 /* Whether key lies in the shard's [start, end) (an empty end: no bound). */
 bool router_desc_contains(const Basalt__V1__ShardDescriptor *d, const uint8_t *key, size_t key_len);
 
